@@ -1,0 +1,50 @@
+"""The main job: raw tracking logs -> warehouse partitions, duplicates audit, rejects, research
+packages and the run manifest.
+
+    python -m pipelines.tracking_logs --input 'logs/**/tracking.log*' --output out/ [--runner ...]
+
+takes the same flags as `trackpipe run`. `build` reads like the recipe it is; each step is a
+composite transform that tests use directly.
+"""
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+
+from trackpipe.driver import Job
+from transforms.dedupe import DeduplicateEvents
+from transforms.package import BuildResearchPackages
+from transforms.publish import PublishRun
+from transforms.read import FINGERPRINTS, REJECTS, STATS, ListInputFiles, ReadAndStage
+from transforms.write import PACKAGE_FRAGMENTS, WritePartitions, WriteRejectsFn
+
+
+def build(p: beam.Pipeline, job: Job) -> None:
+    config, workdir = job.config, job.workdir
+    files = p | "ListInputs" >> ListInputFiles(list(job.inputs), workdir)
+    staged = files | "ReadAndStage" >> ReadAndStage(config, workdir, job.shards, job.skip_corrupt)
+    decisions = staged[FINGERPRINTS] | "Deduplicate" >> DeduplicateEvents(config.dedup.window_seconds)
+    written = {"chunks": staged.chunks, "decisions": decisions} | "WritePartitions" >> WritePartitions(
+        config, workdir, job.days, job.packages
+    )
+    stats = [
+        staged[STATS],
+        written.stats,
+        staged[REJECTS] | "WriteRejects" >> beam.ParDo(WriteRejectsFn(workdir)),
+    ]
+    if job.packages:
+        stats.append(written[PACKAGE_FRAGMENTS] | "BuildResearchPackages" >> BuildResearchPackages(config.site, workdir, job.keys))
+    _ = stats | "AllStats" >> beam.Flatten() | "Publish" >> PublishRun(workdir, job.info)
+
+
+def run(argv: list[str] | None = None) -> int:
+    from trackpipe.cli import quiet_beam_logging
+    from trackpipe.driver import run as run_job
+
+    quiet_beam_logging()
+    return run_job(sys.argv[1:] if argv is None else argv, build, prog="python -m pipelines.tracking_logs")
+
+
+if __name__ == "__main__":
+    sys.exit(run())

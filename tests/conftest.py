@@ -1,0 +1,20 @@
+"""Shared pytest fixtures. Service fixtures (S3, PostgreSQL, GnuPG) live in tests/services.py."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REAL_EVENTS
+
+
+@pytest.fixture
+def real_logs(tmp_path: Path) -> Path:
+    """The real tracking-log samples (one JSON per line) as a folder of log files."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for path in sorted((REAL_EVENTS / "edx-analytics-pipeline").glob("*.log")):
+        shutil.copy(path, folder / path.name)
+    shutil.copy(REAL_EVENTS / "event-routing-backends" / "tracking-log" / "tracking.log", folder / "tutor-tracking.log")
+    return folder

@@ -1,0 +1,297 @@
+"""Driver side of `trackpipe run`: check everything that can be checked before any work, hold
+the output's lock, run the pipeline, report. The pipeline itself is pipelines.tracking_logs.
+
+Order of a run:
+1. options, config, org keys and dates are checked (errors name the flag or key);
+2. the output's lock is taken (a second concurrent run refuses, naming the owner);
+3. a publish left half-done by a killed run is finished, dead runs' work folders removed;
+4. the pipeline runs: read, parse, deduplicate, write to `_tmp/<run>/`, check, publish;
+5. the manifest is read back and summarised; `--load` loads the run's days.
+A failure at any step leaves the previous outputs as they were and prints one line.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from trackpipe import __version__, storage
+from trackpipe.config import Config, load_config
+from trackpipe.errors import ConfigError, TrackpipeError
+from trackpipe.gpg import PackageKeys, resolve_keys
+from trackpipe.manifest import MANIFEST_NAME, RunInfo
+from trackpipe.workdir import WorkDir
+from transforms.timeparse import date_to_day, day_to_date
+
+log = logging.getLogger("trackpipe")
+MAX_DAYS = 3660
+SUMMARY_DAYS = 8
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the pipeline needs to know, decided by the driver (picklable)."""
+
+    inputs: tuple[str, ...]
+    config: Config
+    workdir: WorkDir
+    days: frozenset[int] | None
+    packages: bool
+    skip_corrupt: bool
+    shards: int
+    keys: PackageKeys
+    info: RunInfo
+
+
+def new_run_id() -> str:
+    now = _dt.datetime.now(_dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def selected_days(date: str | None, start: str | None, end: str | None) -> frozenset[int] | None:
+    """The days to write (days since the epoch), or None for every day found."""
+    if date and (start or end):
+        raise ConfigError("use either --date or --start-date/--end-date, not both")
+    if bool(start) != bool(end):
+        raise ConfigError("--start-date and --end-date go together")
+    first, last = (date, date) if date else (start, end)
+    if not first:
+        return None
+    try:
+        lo, hi = date_to_day(first), date_to_day(last)
+    except ValueError:
+        raise ConfigError(f"dates must be YYYY-MM-DD, got {first!r} / {last!r}") from None
+    if hi < lo:
+        raise ConfigError(f"--end-date {last} is before --start-date {first}")
+    if hi - lo + 1 > MAX_DAYS:
+        raise ConfigError(f"at most {MAX_DAYS} days per run, got {hi - lo + 1}")
+    return frozenset(range(lo, hi + 1))
+
+
+def normalise_output(output: str) -> str:
+    if storage.is_remote(output):
+        return output.rstrip("/")
+    return os.path.abspath(output)
+
+
+def prepare(opts, beam_flags: list[str]) -> Job:
+    """Check options and config; nothing is written."""
+    overrides = {"site": opts.site, "format": opts.format, "max_reject_ratio": opts.max_reject_ratio}
+    config = load_config(opts.config, overrides)
+    if opts.dedup_shards < 1:
+        raise ConfigError("--dedup-shards must be at least 1")
+    days = selected_days(opts.date, opts.start_date, opts.end_date)
+    packages = not opts.no_package
+    keys = resolve_keys(config.orgs) if packages else PackageKeys()
+    output = normalise_output(opts.output)
+    inputs = tuple(p if storage.is_remote(p) else os.path.abspath(p) for p in opts.input)
+    run_id = new_run_id()
+    info = RunInfo(
+        run_id=run_id,
+        output=output,
+        started_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        options={
+            "input": list(inputs),
+            "output": output,
+            "config": opts.config,
+            "site": config.site,
+            "format": config.format,
+            "date": opts.date,
+            "start_date": opts.start_date,
+            "end_date": opts.end_date,
+            "skip_corrupt_inputs": opts.skip_corrupt_inputs,
+            "no_package": opts.no_package,
+            "max_reject_ratio": config.max_reject_ratio,
+            "dedup_shards": opts.dedup_shards,
+            "beam": beam_flags,
+        },
+        config=config.to_dict(),
+        site=config.site,
+        dates=None if days is None else tuple(day_to_date(d) for d in sorted(days)),
+        packages=packages,
+        max_reject_ratio=config.max_reject_ratio,
+    )
+    return Job(
+        inputs=inputs,
+        config=config,
+        workdir=WorkDir(output, run_id),
+        days=days,
+        packages=packages,
+        skip_corrupt=opts.skip_corrupt_inputs,
+        shards=opts.dedup_shards,
+        keys=keys,
+        info=info,
+    )
+
+
+def execute(job: Job, pipeline_options, build) -> dict:
+    """Lock, recover, run the pipeline built by `build(p, job)`, return the published manifest."""
+    import apache_beam as beam
+
+    from trackpipe.lock import OutputLock
+    from trackpipe.publish import recover
+
+    output = job.info.output
+    with OutputLock(output, job.info.run_id):
+        completed = recover(output)
+        if completed:
+            log.warning("finished the publish of interrupted run(s) %s before starting", ", ".join(completed))
+        try:
+            pipeline = beam.Pipeline(options=pipeline_options)
+            build(pipeline, job)
+            result = pipeline.run()
+            result.wait_until_finish()
+            state = str(getattr(result, "state", "DONE"))
+            if "DONE" not in state.upper():
+                raise TrackpipeError(f"the pipeline ended in state {state}")
+        except Exception as exc:
+            raise TrackpipeError(_failure_message(job.workdir, exc)) from exc
+        finally:
+            _cleanup(job.workdir)
+        manifest = read_manifest(output)
+        if manifest.get("run_id") != job.info.run_id:
+            raise TrackpipeError("the pipeline finished but did not publish (the manifest belongs to another run)")
+        return manifest
+
+
+def _failure_message(workdir: WorkDir, exc: BaseException) -> str:
+    recorded = workdir.errors()
+    if recorded:
+        return recorded[0]
+    if isinstance(exc, TrackpipeError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    last = next((ln for ln in reversed(text) if ln.strip()), exc.__class__.__name__)
+    return f"the pipeline failed: {last.strip()[:500]}"
+
+
+def _cleanup(workdir: WorkDir) -> None:
+    """Remove the run's work folder unless it holds a publish journal (recover finishes it)."""
+    from trackpipe.publish import JOURNAL
+
+    try:
+        if not storage.exists(workdir.path(JOURNAL)):
+            storage.delete_tree(workdir.root)
+    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's own outcome
+        log.warning("could not remove the work folder %s: %s", workdir.root, exc)
+
+
+def read_manifest(output: str) -> dict:
+    path = storage.join(output, MANIFEST_NAME)
+    try:
+        return json.loads(storage.read_bytes(path))
+    except (OSError, ValueError) as exc:
+        raise TrackpipeError(f"cannot read the run manifest {path}: {exc}") from None
+
+
+def summary(manifest: dict, wall_seconds: float) -> str:
+    """The closing table printed after a run."""
+    rec = manifest["reconciliation"]
+    lines_read = rec["lines_read"]
+    events = manifest.get("events_parsed", 0)
+    rate = events / wall_seconds if wall_seconds > 0 else 0.0
+    out = [f"trackpipe {__version__} run {manifest['run_id']}: {wall_seconds:.1f} s, {rate:,.0f} events/s", ""]
+
+    def row(label, value):
+        out.append(f"  {label:<22} {value}")
+
+    row("input files", f"{len(manifest['inputs']):,}")
+    row("lines read", f"{lines_read:,}")
+    row("blank lines", f"{rec['blank_lines']:,}")
+    rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(manifest["rejected"].items(), key=lambda kv: -kv[1]))
+    row("rejected", f"{rec['rejected']:,}" + (f"  ({rejected})" if rejected else ""))
+    dups = manifest["duplicates_removed"]
+    kinds = ", ".join(f"{k} {v:,}" for k, v in dups["by_kind"].items())
+    row("duplicates removed", f"{dups['total']:,}" + (f"  ({kinds})" if kinds else ""))
+    for source, n in dups.get("by_source", {}).items():
+        row(f"  from {source}", f"{n:,}")
+    if rec["outside_selected_dates"]:
+        row("outside selected days", f"{rec['outside_selected_dates']:,}")
+    row("rows written", f"{rec['rows_written']:,}")
+    for stream, days in manifest["rows_written"].items():
+        if len(days) <= SUMMARY_DAYS:
+            for date, n in days.items():
+                row(f"  {stream} {date}", f"{n:,}")
+        else:
+            first, last = min(days), max(days)
+            row(f"  {stream}", f"{sum(days.values()):,} over {len(days)} days ({first} .. {last})")
+            for date, n in sorted(days.items(), key=lambda kv: -kv[1])[:3]:
+                row(f"    busiest {date}", f"{n:,}")
+    if manifest.get("input_errors"):
+        row("input errors", f"{len(manifest['input_errors'])} (see the manifest)")
+    balance = "balanced" if rec["balanced"] else "NOT BALANCED"
+    row("reconciliation", f"lines read = blank + rejected + duplicates + rows (+ outside days): {balance}")
+    return "\n".join(out)
+
+
+def outputs_text(manifest: dict) -> str:
+    out = manifest["options"]["output"]
+    lines = ["outputs:"]
+    by_stream: dict[str, list] = {}
+    for part in manifest["partitions"]:
+        by_stream.setdefault(part["stream"], []).append(part)
+    for stream, parts in by_stream.items():
+        rows = sum(p["rows"] for p in parts)
+        where = storage.join(out, "warehouse", stream)
+        lines.append(f"  {where}/dt=...  ({len(parts)} day partitions, {rows:,} rows)")
+    pkg = manifest.get("research_package")
+    if pkg is not None:
+        lines.append(f"  {storage.join(out, 'research_package')}  ({len(pkg['files'])} package files)")
+    lines.append(f"  {storage.join(out, 'duplicates')}  (removed copies, by day of the kept row)")
+    lines.append(f"  {storage.join(out, 'rejects')}  (rejected lines with reasons)")
+    lines.append(f"  {storage.join(out, MANIFEST_NAME)}  (run manifest)")
+    return "\n".join(lines)
+
+
+def run(argv: list[str], build, prog: str = "trackpipe run") -> int:
+    """Parse, run, report. Returns the exit status."""
+    import argparse
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.options import add_run_arguments, unknown_beam_flags
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Read raw Open edX tracking logs, parse, deduplicate, split research / internal BI events, "
+        "write warehouse partitions and research packages. Any Beam pipeline option may follow "
+        "(--runner, --direct_num_workers, --direct_running_mode, --s3_endpoint_url, ...).",
+        allow_abbrev=False,
+    )
+    add_run_arguments(parser)
+    opts, beam_flags = parser.parse_known_args(argv)
+    unknown = unknown_beam_flags(beam_flags)
+    if unknown:
+        parser.error(f"unknown option {unknown[0]} (not a trackpipe or Beam pipeline option)")
+    started = time.monotonic()
+    try:
+        from trackpipe.s3settings import configure_s3
+
+        beam_flags = configure_s3(beam_flags)
+        job = prepare(opts, beam_flags)
+        pipeline_options = PipelineOptions(beam_flags)
+        manifest = execute(job, pipeline_options, build)
+        wall = time.monotonic() - started
+        if not opts.quiet:
+            print(summary(manifest, wall))
+            print()
+            print(outputs_text(manifest))
+        if opts.load:
+            from trackpipe.warehouse import load_output
+
+            report = load_output(job.info.output, opts.load, dates=list(manifest["dates"]), config=job.config)
+            if not opts.quiet:
+                print(report)
+    except TrackpipeError as exc:
+        if os.environ.get("TRACKPIPE_DEBUG"):
+            traceback.print_exc()
+        print(f"trackpipe: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+

@@ -1,0 +1,17 @@
+"""Errors trackpipe reports to users as one line (no traceback)."""
+
+
+class TrackpipeError(Exception):
+    """An expected failure with a message meant for the user (bad input, bad config, ...)."""
+
+
+class ConfigError(TrackpipeError):
+    """The YAML configuration is invalid; the message names the key."""
+
+
+class InputError(TrackpipeError):
+    """An input file cannot be read completely; the message names the file."""
+
+
+class LockedError(TrackpipeError):
+    """Another run holds the output's lock."""

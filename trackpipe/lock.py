@@ -1,0 +1,98 @@
+"""One run at a time per output: `OUT/_lock.json`, holding the owner and start time.
+
+Taken before anything is written, released at the end (also on failure). A lock whose owner is
+a dead process on this same host is stale and taken over with a warning; otherwise a second run
+refuses, naming the owner, so two runs never interleave partitions. On local disk the lock file
+is created with O_EXCL; on S3 with a conditional PUT (If-None-Match: *), which is atomic too.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import socket
+import sys
+
+from trackpipe import storage
+from trackpipe.errors import LockedError
+
+LOCK_NAME = "_lock.json"
+log = logging.getLogger("trackpipe")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputLock:
+    def __init__(self, output: str, run_id: str):
+        self.output = output
+        self.path = storage.join(output, LOCK_NAME)
+        self.owner = {
+            "run_id": run_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)[:500],
+        }
+        self._held = False
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def acquire(self) -> None:
+        data = json.dumps(self.owner, indent=2).encode()
+        for attempt in (1, 2):
+            if _create_exclusive(self.path, data):
+                self._held = True
+                return
+            current = self.read()
+            if attempt == 1 and self._stale(current):
+                log.warning("taking over the stale lock of dead run %s (pid %s)", current.get("run_id"), current.get("pid"))
+                storage.delete_file(self.path)
+                continue
+            raise LockedError(
+                f"output {self.output} is in use by run {current.get('run_id', '?')} "
+                f"(host {current.get('host', '?')}, pid {current.get('pid', '?')}, started {current.get('started_at', '?')}); "
+                f"wait for it, or if that run is dead, delete {self.path}"
+            )
+
+    def _stale(self, current: dict) -> bool:
+        return current.get("host") == self.owner["host"] and isinstance(current.get("pid"), int) and not _pid_alive(current["pid"])
+
+    def read(self) -> dict:
+        try:
+            return json.loads(storage.read_bytes(self.path))
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self._held and self.read().get("run_id") == self.owner["run_id"]:
+            storage.delete_file(self.path)
+        self._held = False
+
+
+def _create_exclusive(path: str, data: bytes) -> bool:
+    if storage.is_remote(path):
+        from trackpipe.s3settings import put_if_absent
+
+        return put_if_absent(path, data)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return True

@@ -1,0 +1,108 @@
+"""The run manifest `OUT/_manifest.json`: what was read, what became of every line. No Beam.
+
+Built from the merged statistics of the pipeline (transforms.stats) and the run's settings.
+Its reconciliation must balance:
+
+    lines_read = blank_lines + rejected + duplicates_removed + rows_written + outside_selected_dates
+
+`outside_selected_dates` counts the events (kept rows and their removed copies) that belong to
+days the run was asked not to write (`--date`, `--start-date/--end-date`); it is 0 otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trackpipe import __version__
+
+MANIFEST_NAME = "_manifest.json"
+RUNS_DIR = "_runs"
+MANIFEST_VERSION = 1
+TOP_NAMES = 50
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Driver-side facts about a run that the publish step needs (picklable, small)."""
+
+    run_id: str
+    output: str
+    started_at: str
+    options: dict
+    config: dict
+    site: str
+    dates: tuple[str, ...] | None  # explicit selection, or None for "every day found"
+    packages: bool
+    max_reject_ratio: float
+    extra: dict = field(default_factory=dict)
+
+
+def _sorted(d: dict) -> dict:
+    return {k: d[k] for k in sorted(d)}
+
+
+def _total(d: dict) -> int:
+    return int(sum(d.values()))
+
+
+def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], partitions: list[dict]) -> dict:
+    rejected = _sorted(stats.get("rejected", {}))
+    dups = stats.get("duplicates_removed", {})
+    by_kind = _sorted(dups.get("by_kind", {}))
+    rows = {stream: _sorted(days) for stream, days in sorted(stats.get("rows_written", {}).items())}
+    rows_total = sum(_total(days) for days in rows.values())
+    names = sorted(dups.get("by_name", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    reconciliation = {
+        "lines_read": stats.get("lines_read", 0),
+        "blank_lines": stats.get("blank_lines", 0),
+        "rejected": _total(rejected),
+        "duplicates_removed": _total(by_kind),
+        "rows_written": rows_total,
+        "outside_selected_dates": stats.get("outside_selected_dates", 0),
+    }
+    accounted = sum(v for k, v in reconciliation.items() if k != "lines_read")
+    reconciliation["balanced"] = accounted == reconciliation["lines_read"]
+    files = stats.get("files", {})
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "trackpipe_version": __version__,
+        "run_id": info.run_id,
+        "started_at": info.started_at,
+        "published_at": published_at,
+        "options": info.options,
+        "config": info.config,
+        "dates": dates,
+        "inputs": [{"path": path, **files[path]} for path in sorted(files)],
+        "lines_read": reconciliation["lines_read"],
+        "blank_lines": reconciliation["blank_lines"],
+        "events_parsed": stats.get("events_parsed", 0),
+        "rejected": rejected,
+        "rejected_total": reconciliation["rejected"],
+        "duplicates_removed": {
+            "total": reconciliation["duplicates_removed"],
+            "by_kind": by_kind,
+            "by_source": _sorted(dups.get("by_source", {})),
+            "by_source_and_kind": {s: _sorted(k) for s, k in sorted(dups.get("by_source_kind", {}).items())},
+            "by_dt": _sorted(dups.get("by_dt", {})),
+            "top_names": [[name, n] for name, n in names[:TOP_NAMES]],
+        },
+        "rows_written": rows,
+        "rows_written_total": rows_total,
+        "outside_selected_dates": reconciliation["outside_selected_dates"],
+        "input_errors": sorted(stats.get("input_errors", []), key=lambda e: e["file"]),
+        "partitions": partitions,
+        "research_package": None,
+        "reconciliation": reconciliation,
+    }
+    if info.packages:
+        packages = stats.get("packages", {})
+        manifest["research_package"] = {
+            "files": [{"path": path, **packages[path]} for path in sorted(packages)],
+            "left_out": _sorted(stats.get("package_left_out", {})),
+        }
+    return manifest
+
+
+def reject_ratio(manifest: dict) -> float:
+    """Share of non-blank lines that were rejected."""
+    candidates = manifest["lines_read"] - manifest["blank_lines"]
+    return manifest["rejected_total"] / candidates if candidates else 0.0

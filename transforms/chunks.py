@@ -1,0 +1,144 @@
+"""Parsed lines -> one staged chunk: an Arrow table, fingerprint records and rejects. No Beam here.
+
+A chunk is a run of consecutive lines of one file (at most `read.chunk_lines` events or
+`read.chunk_bytes` of raw JSON), so memory stays bounded whatever the file size. Its key sorts
+like (file path, chunk number): `decide` relies on that to break ties by file and line.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from transforms.dedup_logic import FP_DTYPE
+from transforms.events import Event, LineParser, Reject
+from transforms.reading import TooLong
+from transforms.schema import STAGED_SCHEMA
+
+_MASK64 = (1 << 64) - 1
+# Event fields that are staged columns, in STAGED_SCHEMA order (source_file and line_number are
+# inserted by the builder).
+_EVENT_COLUMNS = [f for f in Event._fields if f in STAGED_SCHEMA.names]
+
+
+def chunk_key(path: str, index: int) -> str:
+    """Sorts like (path, index); safe as a file name. The path digest keeps keys short and
+    distinct; the path itself orders them."""
+    digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
+    return f"{path}\x00{index:06d}\x00{digest}"
+
+
+def chunk_file_id(key: str) -> str:
+    """A short, deterministic file-name-safe id for a chunk key."""
+    path, index, digest = key.split("\x00")
+    return f"{digest}-{index}"
+
+
+@dataclass
+class StagedChunk:
+    key: str
+    source_file: str
+    table: pa.Table
+    fingerprints: np.ndarray
+    rejects: list[dict]
+    counts: dict = field(default_factory=dict)
+
+
+class ChunkBuilder:
+    """Collects the lines of one file into chunks."""
+
+    def __init__(self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int):
+        self._parser = parser
+        self._source = source_file
+        self._max_lines = chunk_lines
+        self._max_bytes = chunk_bytes
+        self._reject_chars = reject_chars
+        self._index = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._events: list[Event] = []
+        self._numbers: list[int] = []
+        self._rejects: list[dict] = []
+        self._blank = 0
+        self._lines = 0
+        self._bytes = 0
+
+    def add(self, number: int, line) -> None:
+        """Parse and file one line (`bytes`, or TooLong)."""
+        self._lines += 1
+        if type(line) is TooLong:
+            self._reject(number, "line_too_long", f"line of {line.length} bytes exceeds read.max_line_bytes", line.head)
+            return
+        result = self._parser.parse(line)
+        if result is None:
+            self._blank += 1
+        elif type(result) is Reject:
+            self._reject(number, result.reason, result.detail, line)
+        else:
+            self._events.append(result)
+            self._numbers.append(number)
+            self._bytes += len(result.raw)
+
+    def _reject(self, number: int, reason: str, detail: str, line: bytes) -> None:
+        text = line[: self._reject_chars].decode("utf-8", "replace")
+        self._rejects.append(
+            {
+                "reason": reason,
+                "detail": detail,
+                "source": self._source,
+                "line_number": number,
+                "line": text,
+                "line_truncated": len(line) > self._reject_chars,
+            }
+        )
+
+    def full(self) -> bool:
+        return len(self._events) >= self._max_lines or self._bytes >= self._max_bytes
+
+    def pending(self) -> bool:
+        return self._lines > 0
+
+    def build(self) -> StagedChunk:
+        """The chunk of the lines added since the last build."""
+        events, n = self._events, len(self._events)
+        columns = list(zip(*events)) if n else [() for _ in Event._fields]
+        by_name = dict(zip(Event._fields, columns))
+        arrays = []
+        for f in STAGED_SCHEMA:
+            if f.name == "source_file":
+                arrays.append(pa.array([self._source] * n, f.type))
+            elif f.name == "line_number":
+                arrays.append(pa.array(self._numbers, f.type))
+            else:
+                arrays.append(pa.array(by_name[f.name], f.type))
+        table = pa.Table.from_arrays(arrays, schema=STAGED_SCHEMA)
+        fps = np.empty(n, FP_DTYPE)
+        if n:
+            identity = by_name["identity"]
+            exact = by_name["exact"]
+            fps["id_hi"] = [v >> 64 for v in identity]
+            fps["id_lo"] = [v & _MASK64 for v in identity]
+            fps["ex_hi"] = [v >> 64 for v in exact]
+            fps["ex_lo"] = [v & _MASK64 for v in exact]
+            fps["recv"] = by_name["received_at"]
+            fps["time"] = by_name["time"]
+            fps["tie"] = by_name["tiebreak"]
+            fps["row"] = np.arange(n, dtype=np.int32)
+            fps["client"] = by_name["client"]
+        reasons: dict[str, int] = {}
+        for rej in self._rejects:
+            reasons[rej["reason"]] = reasons.get(rej["reason"], 0) + 1
+        chunk = StagedChunk(
+            key=chunk_key(self._source, self._index),
+            source_file=self._source,
+            table=table,
+            fingerprints=fps,
+            rejects=self._rejects,
+            counts={"lines": self._lines, "blank": self._blank, "events": n, "rejected": reasons},
+        )
+        self._index += 1
+        self._reset()
+        return chunk

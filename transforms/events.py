@@ -1,0 +1,270 @@
+"""One raw tracking-log line -> a parsed event, a reject with a reason, or a blank. No Beam here.
+
+The rules (README, "Parsing"):
+- NUL bytes are removed; a line that is then empty or whitespace is blank.
+- The JSON object is taken from the first `{` to the last `}`, which handles every logger prefix
+  seen in the wild (Tutor's logging header, rsyslog, docker compose).
+- Bytes that are not UTF-8 are decoded with U+FFFD; the event is kept (the raw bytes are kept
+  as they were for research packages).
+- A line is rejected only when no JSON object parses from it, it has no `event_type`/`name`, or
+  it has no parseable time. A payload never causes a reject.
+
+Each event also gets its fingerprints: the *identity* (parsed content without the delivery
+fields, see DedupConfig.excluded_fields) and the *exact* fingerprint (identity plus time and
+received_at). Both are xxh3-128 of a canonical serialisation (sorted keys, compact), so key
+order, whitespace and `\\u` escaping do not matter, and they are the same in every process
+(never Python's seeded `hash()`).
+"""
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import orjson
+import xxhash
+
+from trackpipe.config import STREAM_INTERNAL_BI, STREAM_RESEARCH, Config
+from transforms.courses import resolve_course_and_org
+from transforms.timeparse import parse_time_us
+
+# Reject reason codes (documented in the README).
+NOT_JSON = "not_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_EVENT_TYPE = "missing_event_type"
+MISSING_TIME = "missing_time"
+BAD_TIME = "bad_time"
+LINE_TOO_LONG = "line_too_long"
+REJECT_REASONS = (NOT_JSON, NOT_AN_OBJECT, MISSING_EVENT_TYPE, MISSING_TIME, BAD_TIME, LINE_TOO_LONG)
+
+_SORT = orjson.OPT_SORT_KEYS
+_MASK64 = (1 << 64) - 1
+_MISSING = object()
+
+
+class Reject(NamedTuple):
+    reason: str
+    detail: str
+
+
+class Event(NamedTuple):
+    """A parsed event. The first fields are the staged columns (transforms.schema.STAGED_SCHEMA,
+    without source_file and line_number, which the reader adds); the rest feed deduplication."""
+
+    event_id: str
+    name: str
+    event_type: str | None
+    event_source: str
+    time: int  # µs since epoch, UTC
+    received_at: int  # µs since epoch, UTC
+    username: str | None
+    user_id: int | None
+    course_id: str | None
+    org_id: str | None
+    session: str | None
+    ip: str | None
+    agent: str | None
+    host: str | None
+    referer: str | None
+    accept_language: str | None
+    page: str | None
+    event: str | None
+    context: str | None
+    raw: bytes
+    stream: str
+    export: bool
+    # fingerprints (not written as columns)
+    identity: int  # 128-bit
+    exact: int  # 128-bit; event_id is its hex form
+    tiebreak: int  # 64-bit digest of the raw line's bytes
+    client: bool  # from a client-side source (browser, mobile): re-sends are duplicates
+
+
+def _text(value) -> str | None:
+    """A top-level field as text: strings as they are, null as null, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return _dumps(value).decode("utf-8")
+
+
+def _dumps(value, sort: bool = False) -> bytes:
+    try:
+        return orjson.dumps(value, option=_SORT) if sort else orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        # Deeper than orjson's limit, or an integer wider than 64 bits from the fallback parser.
+        return json.dumps(value, sort_keys=sort, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _scrub(value):
+    """Replace lone surrogates (legal in JSON escapes, not in UTF-8) so every string can be stored."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _loads(text: bytes):
+    """Parse JSON tolerantly; raises ValueError (or RecursionError) when it is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    decoded = text.decode("utf-8", "replace")
+    try:
+        return orjson.loads(decoded)
+    except orjson.JSONDecodeError:
+        # The stdlib accepts what orjson refuses: NaN, lone surrogate escapes, huge integers.
+        return _scrub(json.loads(decoded))
+
+
+def _short(text: bytes, limit: int = 120) -> str:
+    snippet = text[:limit].decode("utf-8", "replace")
+    return snippet + ("..." if len(text) > limit else "")
+
+
+class LineParser:
+    """Parses lines according to a Config. Build once per worker; `parse` is the hot path."""
+
+    def __init__(self, config: Config):
+        self._internal = tuple(config.internal_prefixes)
+        self._client = frozenset(config.dedup.client_sources)
+        self._excluded = tuple(tuple(p.split(".")) for p in config.dedup.excluded_fields)
+
+    def parse(self, line: bytes) -> Event | Reject | None:
+        """Return the Event, a Reject, or None for a blank line."""
+        if b"\x00" in line:
+            line = line.replace(b"\x00", b"")
+        start = line.find(b"{")
+        if start < 0:
+            stripped = line.strip()
+            if not stripped:
+                return None
+            return self._not_an_object(stripped)
+        end = line.rfind(b"}")
+        if end < start:
+            return Reject(NOT_JSON, f"no closing '}}' after the first '{{': {_short(line[start:])}")
+        raw = line[start : end + 1]
+        try:
+            obj = _loads(raw)
+        except (ValueError, RecursionError) as exc:
+            return Reject(NOT_JSON, f"{exc.__class__.__name__}: {str(exc)[:200]}")
+        if not isinstance(obj, dict):  # cannot happen for text between braces, kept for safety
+            return Reject(NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object")
+        return self._event(obj, raw)
+
+    @staticmethod
+    def _not_an_object(stripped: bytes) -> Reject:
+        try:
+            value = _loads(stripped)
+        except (ValueError, RecursionError):
+            return Reject(NOT_JSON, f"no JSON object in line: {_short(stripped)}")
+        return Reject(NOT_AN_OBJECT, f"JSON {type(value).__name__}, not an object: {_short(stripped)}")
+
+    def _event(self, obj: dict, raw: bytes) -> Event | Reject:
+        get = obj.get
+        name = get("name")
+        event_type = get("event_type")
+        if not isinstance(event_type, str) or not event_type:
+            event_type = None
+        if not isinstance(name, str) or not name:
+            name = event_type
+        if name is None:
+            return Reject(MISSING_EVENT_TYPE, "no event_type or name")
+
+        time_field = "time" if get("time") is not None else "timestamp"
+        time_value = get(time_field)
+        if time_value is None:
+            return Reject(MISSING_TIME, "no time or timestamp field")
+        time_us = parse_time_us(time_value)
+        if time_us is None:
+            return Reject(BAD_TIME, f"{time_field} is not an ISO-8601 time: {str(time_value)[:80]!r}")
+
+        context = get("context")
+        ctx = context if isinstance(context, dict) else {}
+        received_value = ctx.get("received_at", _MISSING)
+        received_us = parse_time_us(received_value) if received_value is not _MISSING else None
+        if received_us is None:
+            received_us = time_us
+
+        source = get("event_source")
+        if not isinstance(source, str) or not source:
+            source = "server"
+        page = _text(get("page"))
+        course_id, org = resolve_course_and_org(ctx.get("course_id"), ctx.get("org_id"), page, event_type)
+        user_id = ctx.get("user_id")
+        if type(user_id) is not int or not -(1 << 63) <= user_id < (1 << 63):
+            user_id = None
+        username = get("username")
+        if isinstance(username, str):
+            username = username.strip()
+        else:
+            username = _text(username)
+        payload = get("event")
+        event_text = payload if isinstance(payload, str) or payload is None else _dumps(payload).decode("utf-8")
+        context_text = None if context is None else _dumps(context).decode("utf-8")
+        export = not (b"_export" in raw and _export_false(payload))
+
+        identity_bytes = self._identity_bytes(obj, time_field)
+        identity = xxhash.xxh3_128_intdigest(identity_bytes)
+        received_marker = b"-" if received_value is _MISSING else str(parse_time_us(received_value) or _dumps(received_value)).encode()
+        exact = xxhash.xxh3_128_intdigest(b"%b\x00%d\x00%b" % (identity_bytes, time_us, received_marker))
+        stream = STREAM_INTERNAL_BI if name.startswith(self._internal) else STREAM_RESEARCH
+        return Event(
+            format(exact, "032x"),
+            name,
+            event_type,
+            source,
+            time_us,
+            received_us,
+            username,
+            user_id,
+            course_id,
+            org,
+            _text(get("session")),
+            _text(get("ip")),
+            _text(get("agent")),
+            _text(get("host")),
+            _text(get("referer")),
+            _text(get("accept_language")),
+            page,
+            event_text,
+            context_text,
+            raw,
+            stream,
+            export,
+            identity,
+            exact,
+            xxhash.xxh3_64_intdigest(raw),
+            source in self._client,
+        )
+
+    def _identity_bytes(self, obj: dict, time_field: str) -> bytes:
+        """Canonical serialisation of the event without its delivery fields. Mutates `obj`
+        (the delivery fields are popped), so it runs after every other use of `obj`."""
+        for path in self._excluded:
+            if path == ("time",):
+                obj.pop(time_field, None)
+                continue
+            container = obj
+            for key in path[:-1]:
+                container = container.get(key) if isinstance(container, dict) else None
+            if isinstance(container, dict):
+                container.pop(path[-1], None)
+        return _dumps(obj, sort=True)
+
+
+def _export_false(payload) -> bool:
+    """True when the payload (an object, or JSON text of one) holds `"_export": false`."""
+    if isinstance(payload, str):
+        try:
+            payload = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return False
+    return isinstance(payload, dict) and payload.get("_export") is False
+
+
+def split_fingerprint(value: int) -> tuple[int, int]:
+    """A 128-bit fingerprint as (high, low) unsigned 64-bit halves."""
+    return value >> 64, value & _MASK64

@@ -1,0 +1,149 @@
+"""Research data packages: per org and arrival day, the org's raw events in edX's layout.
+
+`research_package/{org}/{site}/events/{YYYY}/{org}-{site}-events-{YYYY-MM-DD}.log.gz[.gpg]`
+plus `MANIFEST-{YYYY-MM-DD}.json` beside it. The writer stages, per chunk, the package rows
+sorted by (received_at, time, event_id); here the sorted fragments of one (org, day) are
+merged as streams (memory stays bounded by a few batches per fragment, not by the org's day),
+gzipped deterministically, and encrypted with gpg when the org has recipients.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import tempfile
+
+import apache_beam as beam
+import pyarrow as pa
+
+from trackpipe import __version__, storage
+from trackpipe.gpg import Encryptor, PackageKeys
+from trackpipe.workdir import WorkDir
+from transforms.stats import count
+from transforms.writers import GzipWriter
+
+PACKAGE_DIR = "research_package"
+
+
+def package_folder(package: str, site: str, date: str) -> str:
+    """Folder of a package file, relative to the output: `{org}/{site}/events/{YYYY}`."""
+    return "/".join([PACKAGE_DIR, package, site, "events", date[:4]])
+
+
+def package_file_name(package: str, site: str, date: str, encrypted: bool) -> str:
+    return f"{package}-{site}-events-{date}.log.gz" + (".gpg" if encrypted else "")
+
+
+def manifest_name(date: str) -> str:
+    return f"MANIFEST-{date}.json"
+
+
+def _rows(path: str, first: int, batches: int):
+    """(received_at, time, event_id, raw) of a fragment's batches, in their (sorted) order."""
+    with storage.open_arrow_input(path) as source:
+        reader = pa.ipc.open_file(source)
+        for index in range(first, first + batches):
+            batch = reader.get_batch(index)
+            yield from zip(
+                batch.column(2).to_pylist(),  # received_at
+                batch.column(3).to_pylist(),  # time
+                batch.column(4).to_pylist(),  # event_id
+                batch.column(5).to_pylist(),  # raw
+            )
+
+
+class MergePackageFn(beam.DoFn):
+    """((package, date), [(fragment path, first batch, batches)]) -> the package file and its
+    manifest in the work folder; yields statistics describing the file."""
+
+    def __init__(self, site: str, workdir: WorkDir, keys: PackageKeys):
+        self._site = site
+        self._workdir = workdir
+        self._keys = keys
+        self._encryptor = None
+
+    def setup(self):
+        if self._keys.armored:
+            self._encryptor = Encryptor(self._keys.armored)
+
+    def teardown(self):
+        if self._encryptor is not None:
+            self._encryptor.close()
+
+    def process(self, element):
+        (package, date), fragments = element
+        recipients = self._keys.for_package(package)
+        folder = package_folder(package, self._site, date)
+        name = package_file_name(package, self._site, date, bool(recipients))
+        merged = heapq.merge(*(_rows(*frag) for frag in sorted(fragments)))
+        with tempfile.TemporaryDirectory(prefix="tp-pkg-") as tmp:
+            plain = os.path.join(tmp, "package.log.gz")
+            events = 0
+            with open(plain, "wb") as sink:
+                gz = GzipWriter(sink)
+                buffer = []
+                for _recv, _time, _eid, raw in merged:
+                    buffer.append(raw)
+                    events += 1
+                    if len(buffer) >= 4096:
+                        gz.write(b"\n".join(buffer) + b"\n")
+                        buffer = []
+                if buffer:
+                    gz.write(b"\n".join(buffer) + b"\n")
+                gz.close()
+            final = plain
+            if recipients:
+                final = os.path.join(tmp, "package.log.gz.gpg")
+                self._encryptor.encrypt(plain, final, recipients)
+            digest, size = _sha256(final)
+            target = self._workdir.path(*folder.split("/"), name)
+            self._workdir.guard(target, _copy_out, final, target)
+        entry = {"name": name, "events": events, "bytes": size, "sha256": digest}
+        manifest = {
+            "org": package,
+            "site": self._site,
+            "date": date,
+            "files": [entry],
+            "encrypted_for": list(recipients),
+            "content": "one event per line, the JSON object as logged; gzip" + (", then OpenPGP-encrypted" if recipients else ""),
+            "order": ["received_at", "time", "event_id"],
+            "produced_by": f"trackpipe {__version__}",
+        }
+        manifest_path = self._workdir.path(*folder.split("/"), manifest_name(date))
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+        self._workdir.guard(manifest_path, storage.write_bytes, manifest_path, data)
+        count("package_files", 1)
+        count("package_events", events)
+        yield {
+            "packages": {
+                f"{folder}/{name}": {"org": package, "date": date, "events": events, "bytes": size, "sha256": digest, "encrypted": bool(recipients)}
+            }
+        }
+
+
+def _sha256(path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _copy_out(local: str, target: str) -> None:
+    with open(local, "rb") as src, storage.open_write(target) as dst:
+        while block := src.read(8 << 20):
+            dst.write(block)
+
+
+class BuildResearchPackages(beam.PTransform):
+    """((package, date), fragment) -> statistics of the package files written."""
+
+    def __init__(self, site: str, workdir: WorkDir, keys: PackageKeys):
+        super().__init__()
+        self._fn = MergePackageFn(site, workdir, keys)
+
+    def expand(self, fragments):
+        return fragments | "GroupByPackageDay" >> beam.GroupByKey() | "MergeAndSeal" >> beam.ParDo(self._fn)

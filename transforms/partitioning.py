@@ -1,0 +1,185 @@
+"""A staged chunk plus its dedup decisions -> the rows of each output partition. No Beam here.
+
+Everything is columnar (Arrow and NumPy); no per-row Python except where the rows are few
+(removed copies) or the loop is over distinct values (orgs).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trackpipe.config import STREAM_RESEARCH, OrgsConfig
+from transforms.dedup_logic import DECISION_DTYPE, KEEP, KIND_NAMES
+from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_COLUMNS, TS
+from transforms.timeparse import US_PER_DAY, day_to_date
+
+ROW_ORDER = [("received_at", "ascending"), ("time", "ascending"), ("event_id", "ascending")]
+
+PACKAGE_SCHEMA = pa.schema(
+    [
+        pa.field("package", pa.string()),
+        pa.field("day", pa.int32()),
+        pa.field("received_at", pa.int64()),
+        pa.field("time", pa.int64()),
+        pa.field("event_id", pa.string()),
+        pa.field("raw", pa.binary()),
+    ]
+)
+
+
+def decisions_from(blobs: list[bytes]) -> np.ndarray:
+    if not blobs:
+        return np.empty(0, DECISION_DTYPE)
+    return np.concatenate([np.frombuffer(b, dtype=DECISION_DTYPE) for b in blobs])
+
+
+def apply_decisions(rows: int, decisions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-> (keep mask, copies per row)."""
+    keep = np.ones(rows, dtype=bool)
+    copies = np.ones(rows, dtype=np.int32)
+    kept = decisions[decisions["kind"] == KEEP]
+    copies[kept["row"]] = kept["copies"]
+    keep[decisions["row"][decisions["kind"] != KEEP]] = False
+    return keep, copies
+
+
+def days_of(table: pa.Table, column: str = "received_at") -> np.ndarray:
+    """UTC day number (days since the epoch) of each row's timestamp."""
+    us = table.column(column).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return us // US_PER_DAY
+
+
+def selected(days: np.ndarray, wanted: frozenset[int] | None) -> np.ndarray:
+    if wanted is None:
+        return np.ones(len(days), dtype=bool)
+    return np.isin(days, np.fromiter(wanted, dtype=np.int64, count=len(wanted)))
+
+
+def _group_bounds(*keys: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(start, stop) of runs of equal values over already sorted key arrays."""
+    n = len(keys[0])
+    if n == 0:
+        return
+    change = np.zeros(n - 1, dtype=bool)
+    for key in keys:
+        change |= key[1:] != key[:-1]
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+    stops = np.concatenate((starts[1:], [n]))
+    yield from zip(starts.tolist(), stops.tolist())
+
+
+def kept_partitions(table: pa.Table, keep: np.ndarray, copies: np.ndarray, in_range: np.ndarray) -> Iterator[tuple[str, str, pa.Table]]:
+    """Yield (stream, date, rows) for the kept rows of the selected days, each partition's rows in
+    (received_at, time, event_id) order, with the output columns."""
+    mask = keep & in_range
+    if not mask.any():
+        return
+    sub = table.filter(pa.array(mask)).append_column("copies", pa.array(copies[mask], pa.int32()))
+    sub = sub.append_column("_day", pa.array(days_of(sub), pa.int64()))
+    order = pc.sort_indices(sub, sort_keys=[("stream", "ascending"), ("_day", "ascending"), *ROW_ORDER])
+    sub = sub.take(order)
+    streams = np.asarray(sub.column("stream").to_pylist(), dtype=object)
+    days = sub.column("_day").to_numpy()
+    out = sub.select(OUTPUT_COLUMNS)
+    for start, stop in _group_bounds(streams, days):
+        yield streams[start], day_to_date(days[start]), out.slice(start, stop - start)
+
+
+def duplicate_rows(table: pa.Table, decisions: np.ndarray, wanted: frozenset[int] | None) -> Iterator[tuple[str, pa.Table]]:
+    """Yield (date of the kept row, audit rows) for removed lines whose kept row is on a
+    selected day."""
+    removed = decisions[decisions["kind"] != KEEP]
+    if not len(removed):
+        return
+    kept_days = removed["kept_recv"] // US_PER_DAY
+    removed = removed[selected(kept_days, wanted)]
+    kept_days = removed["kept_recv"] // US_PER_DAY
+    if not len(removed):
+        return
+    order = np.lexsort((removed["row"], kept_days))
+    removed, kept_days = removed[order], kept_days[order]
+    rows = pa.array(removed["row"].astype(np.int64))
+    picked = table.select(["event_source", "name", "time", "received_at", "source_file", "line_number"]).take(rows)
+    event_ids = [format((int(hi) << 64) | int(lo), "032x") for hi, lo in zip(removed["kept_hi"], removed["kept_lo"])]
+    kinds = [KIND_NAMES[int(k)] for k in removed["kind"]]
+    audit = pa.Table.from_arrays(
+        [
+            pa.array(event_ids, pa.string()),
+            pa.array(kinds, pa.string()),
+            picked.column("event_source"),
+            picked.column("name"),
+            picked.column("time").cast(TS),
+            picked.column("received_at").cast(TS),
+            pa.array(removed["gap"] / 1_000_000.0, pa.float64()),
+            picked.column("source_file"),
+            picked.column("line_number"),
+        ],
+        schema=DUPLICATES_SCHEMA,
+    )
+    for start, stop in _group_bounds(kept_days):
+        yield day_to_date(kept_days[start]), audit.slice(start, stop - start)
+
+
+def package_rows(
+    table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: OrgsConfig
+) -> tuple[pa.Table, dict[str, int]]:
+    """Rows for research packages, one per (package, event), sorted by (package, day,
+    received_at, time, event_id), and counts of what was left out and why."""
+    candidates = keep & in_range & (table.column("stream").to_numpy(zero_copy_only=False) == STREAM_RESEARCH)
+    left_out = {}
+    org_col = table.column("org_id")
+    has_org = candidates & ~org_col.is_null().to_numpy(zero_copy_only=False)
+    left_out["no_org"] = int((candidates & ~has_org).sum())
+    export = table.column("export").to_numpy(zero_copy_only=False)
+    left_out["export_false"] = int((has_org & ~export).sum())
+    eligible = has_org & export
+    if orgs.exclude_hosts and eligible.any():
+        hosts = table.column("host").to_pylist()
+        excluded = np.array([bool(e) and orgs.host_excluded(h) for e, h in zip(eligible, hosts)], dtype=bool)
+        left_out["excluded_host"] = int(excluded.sum())
+        eligible &= ~excluded
+    rows: list[np.ndarray] = []
+    names: list[str] = []
+    unlisted = 0
+    indices = np.flatnonzero(eligible)
+    if len(indices):
+        encoded = pc.take(org_col, pa.array(indices)).dictionary_encode().combine_chunks()
+        codes = encoded.indices.to_numpy()
+        for code, org in enumerate(encoded.dictionary.to_pylist()):
+            members = indices[codes == code]
+            packages = orgs.package_names(org)
+            if not packages:
+                unlisted += len(members)
+            for package in packages:
+                rows.append(members)
+                names.extend([package] * len(members))
+    left_out["unlisted_org"] = unlisted
+    if not rows:
+        return PACKAGE_SCHEMA.empty_table(), left_out
+    take = pa.array(np.concatenate(rows))
+    picked = table.select(["received_at", "time", "event_id", "raw"]).take(take)
+    received = picked.column("received_at").cast(pa.int64())
+    result = pa.Table.from_arrays(
+        [
+            pa.array(names, pa.string()),
+            pa.array(received.to_numpy() // US_PER_DAY, pa.int32()),
+            received,
+            picked.column("time").cast(pa.int64()),
+            picked.column("event_id"),
+            picked.column("raw"),
+        ],
+        schema=PACKAGE_SCHEMA,
+    )
+    order = pc.sort_indices(result, sort_keys=[("package", "ascending"), ("day", "ascending"), *ROW_ORDER])
+    return result.take(order), left_out
+
+
+def package_groups(rows: pa.Table) -> Iterator[tuple[str, int, int, int]]:
+    """(package, day, start, stop) of the sorted package rows."""
+    packages = np.asarray(rows.column("package").to_pylist(), dtype=object)
+    days = rows.column("day").to_numpy()
+    for start, stop in _group_bounds(packages, days):
+        yield packages[start], int(days[start]), start, stop

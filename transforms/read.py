@@ -1,0 +1,166 @@
+"""Reading: match the input globs, then read, parse and stage each file in bounded chunks.
+
+This is the input edge of the pipeline. Each chunk of parsed events is staged as one Arrow IPC
+file in the run's work folder, and only compact fingerprint records (~60 bytes per event, in
+batches) travel on through the deduplication shuffle; the events themselves are read back once,
+by the writer, after the decisions are made. Moving whole events through a shuffle is what made
+Beam pipelines over tracking logs slow and memory-hungry (see docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import apache_beam as beam
+import pyarrow as pa
+
+from trackpipe import storage
+from trackpipe.config import Config
+from trackpipe.errors import InputError, TrackpipeError
+from trackpipe.workdir import WorkDir
+from transforms.chunks import ChunkBuilder, StagedChunk, chunk_file_id
+from transforms.dedup_logic import shard_of
+from transforms.events import LineParser
+from transforms.reading import iter_lines
+from transforms.stats import count
+
+# Output tags of ReadAndStageFn.
+FINGERPRINTS = "fingerprints"
+REJECTS = "rejects"
+STATS = "stats"
+
+
+class ChunkRef(NamedTuple):
+    """A staged chunk: where its rows are and how many."""
+
+    key: str
+    path: str
+    source_file: str
+    rows: int
+
+
+class InputFile(NamedTuple):
+    path: str
+    size: int
+
+
+class MatchPatternFn(beam.DoFn):
+    """Glob -> the files it matches. A glob matching nothing fails the run: a wrong path must
+    not publish an empty day."""
+
+    def __init__(self, workdir: WorkDir):
+        self._workdir = workdir
+
+    def process(self, pattern: str):
+        try:
+            found = storage.match(pattern)
+        except TrackpipeError as exc:
+            self._workdir.fail(str(exc))
+        if not found:
+            self._workdir.fail(f"--input {pattern} matches no file")
+        for path, size in found:
+            yield InputFile(path, size)
+
+
+class ListInputFiles(beam.PTransform):
+    """The distinct files matched by the input globs, spread over workers."""
+
+    def __init__(self, patterns: list[str], workdir: WorkDir):
+        super().__init__()
+        self._patterns = sorted(set(patterns))
+        self._workdir = workdir
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(self._patterns)
+            | "Match" >> beam.ParDo(MatchPatternFn(self._workdir))
+            | "Distinct" >> beam.Distinct()
+        )
+
+
+class ReadAndStageFn(beam.DoFn):
+    """File -> staged chunks (main output: ChunkRef), fingerprint batches per shard
+    (FINGERPRINTS), reject batches (REJECTS) and statistics (STATS)."""
+
+    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool):
+        self._config = config
+        self._workdir = workdir
+        self._shards = shards
+        self._skip_corrupt = skip_corrupt
+        self._parser = None
+
+    def setup(self):
+        self._parser = LineParser(self._config)
+
+    def process(self, infile: InputFile):
+        read = self._config.read
+        builder = ChunkBuilder(self._parser, infile.path, read.chunk_lines, read.chunk_bytes, read.reject_line_chars)
+        lines = 0
+        chunks = 0
+        error = None
+        try:
+            with storage.open_read(infile.path) as stream:
+                for line in iter_lines(stream, infile.path, read.max_line_bytes, read.reject_line_chars):
+                    lines += 1
+                    builder.add(lines, line)
+                    if builder.full():
+                        chunks += 1
+                        yield from self._stage(builder.build())
+        except InputError as exc:
+            error = f"{exc} (after line {lines})"
+        except FileNotFoundError:
+            error = f"{infile.path}: the file disappeared after it was listed"
+        except PermissionError:
+            error = f"{infile.path}: permission denied"
+        except OSError as exc:
+            error = f"{infile.path}: cannot read ({exc.strerror or exc})"
+        if error and not self._skip_corrupt:
+            self._workdir.fail(f"{error}; rerun with --skip-corrupt-inputs to process the other files")
+        if builder.pending():
+            chunks += 1
+            yield from self._stage(builder.build())
+        stats = {"files": {infile.path: {"lines": lines, "bytes": infile.size, "chunks": chunks}}, "lines_read": lines}
+        if error:
+            stats["input_errors"] = [{"file": infile.path, "error": error, "lines_read": lines}]
+            count("input_errors", 1)
+        count("lines_read", lines)
+        count("files_read", 1)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+    def _stage(self, chunk: StagedChunk):
+        counts = chunk.counts
+        stats = {"blank_lines": counts["blank"], "events_parsed": counts["events"], "rejected": dict(counts["rejected"])}
+        count("blank_lines", counts["blank"])
+        for reason, n in counts["rejected"].items():
+            count(f"rejected_{reason}", n)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+        if chunk.rejects:
+            yield beam.pvalue.TaggedOutput(REJECTS, (chunk.key, chunk.rejects))
+        rows = chunk.table.num_rows
+        if not rows:
+            return
+        path = self._workdir.path("chunks", f"{chunk_file_id(chunk.key)}.arrow")
+
+        def write(sink):
+            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            with pa.ipc.new_file(sink, chunk.table.schema, options=options) as writer:
+                writer.write_table(chunk.table, max_chunksize=rows)
+
+        self._workdir.guard(path, storage.write_arrow, path, write)
+        yield ChunkRef(chunk.key, path, chunk.source_file, rows)
+        fps = chunk.fingerprints
+        shards = shard_of(fps["id_hi"], self._shards)
+        for shard in sorted(set(shards.tolist())):
+            part = fps[shards == shard]
+            yield beam.pvalue.TaggedOutput(FINGERPRINTS, (shard, (chunk.key, part.tobytes())))
+
+
+class ReadAndStage(beam.PTransform):
+    """InputFile -> tagged outputs: main (ChunkRef), FINGERPRINTS, REJECTS, STATS."""
+
+    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool):
+        super().__init__()
+        self._fn = ReadAndStageFn(config, workdir, shards, skip_corrupt)
+
+    def expand(self, files):
+        return files | "ReadParseStage" >> beam.ParDo(self._fn).with_outputs(FINGERPRINTS, REJECTS, STATS, main="chunks")
