@@ -72,20 +72,20 @@ def _group_bounds(*keys: np.ndarray) -> Iterator[tuple[int, int]]:
 
 
 def kept_partitions(table: pa.Table, keep: np.ndarray, copies: np.ndarray, in_range: np.ndarray) -> Iterator[tuple[str, str, pa.Table]]:
-    """Yield (stream, date, rows) for the kept rows of the selected days, each partition's rows in
-    (received_at, time, event_id) order, with the output columns."""
+    """Yield (stream, date, rows) for the kept rows of the selected days, with the output
+    columns, rows in input (file, line) order: a pure function of the chunk, so reruns write
+    the same files. Each partition is one filter pass (no sort, no full-table copy)."""
     mask = keep & in_range
     if not mask.any():
         return
-    sub = table.filter(pa.array(mask)).append_column("copies", pa.array(copies[mask], pa.int32()))
-    sub = sub.append_column("_day", pa.array(days_of(sub), pa.int64()))
-    order = pc.sort_indices(sub, sort_keys=[("stream", "ascending"), ("_day", "ascending"), *ROW_ORDER])
-    sub = sub.take(order)
-    streams = np.asarray(sub.column("stream").to_pylist(), dtype=object)
-    days = sub.column("_day").to_numpy()
-    out = sub.select(OUTPUT_COLUMNS)
-    for start, stop in _group_bounds(streams, days):
-        yield streams[start], day_to_date(days[start]), out.slice(start, stop - start)
+    table = table.append_column("copies", pa.array(copies, pa.int32()))
+    streams = table.column("stream").to_numpy(zero_copy_only=False)
+    days = days_of(table)
+    for stream in sorted(set(streams[mask].tolist())):
+        in_stream = mask & (streams == stream)
+        for day in sorted(set(days[in_stream].tolist())):
+            rows = table.filter(pa.array(in_stream & (days == day))).select(OUTPUT_COLUMNS)
+            yield stream, day_to_date(day), rows
 
 
 def duplicate_rows(table: pa.Table, decisions: np.ndarray, wanted: frozenset[int] | None) -> Iterator[tuple[str, pa.Table]]:
