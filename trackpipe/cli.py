@@ -84,7 +84,11 @@ def _generate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="trackpipe generate", description=COMMANDS["generate"])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    expected = generate(args.out, args.events, args.seed, days=args.days, files=args.files, start_date=args.start_date)
+    try:
+        expected = generate(args.out, args.events, args.seed, days=args.days, files=args.files, start_date=args.start_date)
+    except (FileExistsError, ValueError) as exc:
+        print(f"trackpipe: error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {len(expected['files'])} files, {expected['lines_read']:,} lines to {args.out}; expected counts in {args.out}/expected.json")
     return 0
 

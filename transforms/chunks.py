@@ -59,7 +59,15 @@ def binary_array(values) -> pa.Array:
 
 
 class ChunkBuilder:
-    """Collects the lines of one file into chunks."""
+    """Collects the lines of one file into chunks.
+
+    Parsed events are turned into Arrow record batches every BATCH_ROWS events, so the Python
+    objects of a chunk never pile up (they take several times the memory of the Arrow data),
+    and the memory they used is reused for the next batch instead of being returned to the OS
+    and faulted in again.
+    """
+
+    BATCH_ROWS = 16_384
 
     def __init__(self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int):
         self._parser = parser
@@ -73,7 +81,11 @@ class ChunkBuilder:
     def _reset(self) -> None:
         self._events: list[Event] = []
         self._numbers: list[int] = []
+        self._batches: list[pa.RecordBatch] = []
+        self._fingerprints: list[np.ndarray] = []
+        self._rows = 0
         self._rejects: list[dict] = []
+        self._reject_bytes = 0
         self._blank = 0
         self._lines = 0
         self._bytes = 0
@@ -93,9 +105,12 @@ class ChunkBuilder:
             self._events.append(result)
             self._numbers.append(number)
             self._bytes += len(result.raw)
+            if len(self._events) >= self.BATCH_ROWS:
+                self._seal_batch()
 
     def _reject(self, number: int, reason: str, detail: str, line: bytes) -> None:
         text = line[: self._reject_chars].decode("utf-8", "replace")
+        self._reject_bytes += len(text)
         self._rejects.append(
             {
                 "reason": reason,
@@ -108,16 +123,22 @@ class ChunkBuilder:
         )
 
     def full(self) -> bool:
-        return len(self._events) >= self._max_lines or self._bytes >= self._max_bytes
+        return (
+            self._rows + len(self._events) >= self._max_lines
+            or self._bytes >= self._max_bytes
+            or len(self._rejects) >= self._max_lines
+            or self._reject_bytes >= self._max_bytes
+        )
 
     def pending(self) -> bool:
         return self._lines > 0
 
-    def build(self) -> StagedChunk:
-        """The chunk of the lines added since the last build."""
+    def _seal_batch(self) -> None:
+        """Turn the pending events into a record batch and fingerprint records."""
         events, n = self._events, len(self._events)
-        columns = list(zip(*events)) if n else [() for _ in Event._fields]
-        by_name = dict(zip(Event._fields, columns))
+        if not n:
+            return
+        by_name = dict(zip(Event._fields, zip(*events)))
         arrays = []
         for f in STAGED_SCHEMA:
             if f.name == "source_file":
@@ -128,20 +149,29 @@ class ChunkBuilder:
                 arrays.append(pa.array(self._numbers, f.type))
             else:
                 arrays.append(pa.array(by_name[f.name], f.type))
-        table = pa.Table.from_arrays(arrays, schema=STAGED_SCHEMA)
+        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=STAGED_SCHEMA))
         fps = np.empty(n, FP_DTYPE)
-        if n:
-            identity = by_name["identity"]
-            exact = by_name["exact"]
-            fps["id_hi"] = [v >> 64 for v in identity]
-            fps["id_lo"] = [v & _MASK64 for v in identity]
-            fps["ex_hi"] = [v >> 64 for v in exact]
-            fps["ex_lo"] = [v & _MASK64 for v in exact]
-            fps["recv"] = by_name["received_at"]
-            fps["time"] = by_name["time"]
-            fps["tie"] = by_name["tiebreak"]
-            fps["row"] = np.arange(n, dtype=np.int32)
-            fps["client"] = by_name["client"]
+        identity = by_name["identity"]
+        exact = by_name["exact"]
+        fps["id_hi"] = [v >> 64 for v in identity]
+        fps["id_lo"] = [v & _MASK64 for v in identity]
+        fps["ex_hi"] = [v >> 64 for v in exact]
+        fps["ex_lo"] = [v & _MASK64 for v in exact]
+        fps["recv"] = by_name["received_at"]
+        fps["time"] = by_name["time"]
+        fps["tie"] = by_name["tiebreak"]
+        fps["row"] = np.arange(self._rows, self._rows + n, dtype=np.int32)
+        fps["client"] = by_name["client"]
+        self._fingerprints.append(fps)
+        self._rows += n
+        self._events = []
+        self._numbers = []
+
+    def build(self) -> StagedChunk:
+        """The chunk of the lines added since the last build."""
+        self._seal_batch()
+        table = pa.Table.from_batches(self._batches, schema=STAGED_SCHEMA)
+        fps = np.concatenate(self._fingerprints) if self._fingerprints else np.empty(0, FP_DTYPE)
         reasons: dict[str, int] = {}
         for rej in self._rejects:
             reasons[rej["reason"]] = reasons.get(rej["reason"], 0) + 1
@@ -151,7 +181,7 @@ class ChunkBuilder:
             table=table,
             fingerprints=fps,
             rejects=self._rejects,
-            counts={"lines": self._lines, "blank": self._blank, "events": n, "rejected": reasons},
+            counts={"lines": self._lines, "blank": self._blank, "events": table.num_rows, "rejected": reasons},
         )
         self._index += 1
         self._reset()

@@ -132,6 +132,9 @@ class LineParser:
         self._internal = tuple(config.internal_prefixes)
         self._client = frozenset(config.dedup.client_sources)
         self._excluded = tuple(tuple(p.split(".")) for p in config.dedup.excluded_fields)
+        self._drop_time = ("time",) in self._excluded
+        self._drop_received = ("context", "received_at") in self._excluded
+        self._fast_identity = set(self._excluded) <= {("time",), ("context", "received_at")}
 
     def parse(self, line: bytes) -> Event | Reject | None:
         """Return the Event, a Reject, or None for a blank line."""
@@ -193,11 +196,11 @@ class LineParser:
             course_id = context.get("course_id")
             org = context.get("org_id")
             user_id = context.get("user_id")
-            context_text = _dumps(context).decode()
+            context_bytes = _dumps(context, sort=True)
         else:
             received_value = _MISSING
             course_id = org = user_id = None
-            context_text = None if context is None else _dumps(context).decode()
+            context_bytes = None if context is None else _dumps(context, sort=True)
         if received_value is _MISSING:
             received_us = time_us
             received_marker = b"-"
@@ -227,10 +230,10 @@ class LineParser:
             for v in (get("session"), get("ip"), get("agent"), get("host"), get("referer"), get("accept_language"))
         ]
         payload = get("event")
-        event_text = payload if payload is None or payload.__class__ is str else _dumps(payload).decode()
+        event_bytes = None if payload is None or payload.__class__ is str else _dumps(payload, sort=True)
         export = b"_export" not in raw or not _export_false(payload)
 
-        hasher = xxhash.xxh3_128(self._identity_bytes(obj, time_field))
+        hasher = self._identity(obj, time_field, context, context_bytes, payload, event_bytes)
         identity = hasher.intdigest()
         hasher.update(b"\x00%d\x00%b" % (time_us, received_marker))
         exact = hasher.intdigest()
@@ -254,8 +257,8 @@ class LineParser:
                 referer,
                 language,
                 page,
-                event_text,
-                context_text,
+                payload if event_bytes is None else event_bytes.decode(),
+                None if context_bytes is None else context_bytes.decode(),
                 raw,
                 STREAM_INTERNAL_BI if name.startswith(self._internal) else STREAM_RESEARCH,
                 export,
@@ -266,9 +269,34 @@ class LineParser:
             ),
         )
 
+    def _identity(self, obj: dict, time_field: str, context, context_bytes, payload, event_bytes):
+        """An xxh3-128 hasher fed with the canonical form of the event without its delivery
+        fields. Mutates `obj` (fields are popped), so it runs after every other use of `obj`.
+
+        With the default excluded fields, the payload and context are not serialised a second
+        time: the hash covers the sorted top-level fields (without time, event and context),
+        then the sorted payload and the sorted context (without received_at), each tagged."""
+        if not self._fast_identity:
+            return xxhash.xxh3_128(self._identity_bytes(obj, time_field))
+        if self._drop_time:
+            obj.pop(time_field, None)
+        has_event = obj.pop("event", _MISSING) is not _MISSING
+        has_context = obj.pop("context", _MISSING) is not _MISSING
+        hasher = xxhash.xxh3_128(_dumps(obj, sort=True))
+        if has_event:
+            hasher.update(b"\x00e")
+            hasher.update(_dumps(payload) if event_bytes is None else event_bytes)
+        if has_context:
+            if self._drop_received and context.__class__ is dict and "received_at" in context:
+                del context["received_at"]
+                context_bytes = _dumps(context, sort=True)
+            hasher.update(b"\x00c")
+            hasher.update(context_bytes)
+        return hasher
+
     def _identity_bytes(self, obj: dict, time_field: str) -> bytes:
-        """Canonical serialisation of the event without its delivery fields. Mutates `obj`
-        (the delivery fields are popped), so it runs after every other use of `obj`."""
+        """Canonical serialisation of the whole event without the configured excluded fields
+        (any paths). Mutates `obj`."""
         for path in self._excluded:
             if path == ("time",):
                 obj.pop(time_field, None)

@@ -16,6 +16,7 @@ import pyarrow as pa
 from trackpipe import storage
 from trackpipe.config import Config
 from trackpipe.errors import InputError, TrackpipeError
+from trackpipe.memory import keep_freed_memory, no_gc
 from trackpipe.workdir import WorkDir
 from transforms.chunks import ChunkBuilder, StagedChunk, chunk_file_id
 from transforms.dedup_logic import shard_of
@@ -90,9 +91,14 @@ class ReadAndStageFn(beam.DoFn):
         self._parser = None
 
     def setup(self):
+        keep_freed_memory()
         self._parser = LineParser(self._config)
 
     def process(self, infile: InputFile):
+        with no_gc():
+            yield from self._read(infile)
+
+    def _read(self, infile: InputFile):
         read = self._config.read
         builder = ChunkBuilder(self._parser, infile.path, read.chunk_lines, read.chunk_bytes, read.reject_line_chars)
         lines = 0
