@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -138,8 +139,13 @@ def execute(job: Job, pipeline_options, build) -> dict:
     from trackpipe.publish import recover
 
     output = job.info.output
-    with OutputLock(output, job.info.run_id):
-        completed = recover(output)
+    lock = OutputLock(output, job.info.run_id)
+    try:
+        try:
+            lock.acquire()
+            completed = recover(output)
+        except OSError as exc:
+            raise TrackpipeError(storage.disk_error_message(exc, getattr(exc, "filename", None) or output)) from None
         if completed:
             log.warning("finished the publish of interrupted run(s) %s before starting", ", ".join(completed))
         try:
@@ -157,7 +163,36 @@ def execute(job: Job, pipeline_options, build) -> dict:
         manifest = read_manifest(output)
         if manifest.get("run_id") != job.info.run_id:
             raise TrackpipeError("the pipeline finished but did not publish (the manifest belongs to another run)")
+        _save_metrics(output, job.info.run_id, result)
         return manifest
+    finally:
+        lock.release()
+
+
+def beam_counters(result) -> dict[str, int]:
+    """The run's `trackpipe` Beam counters (committed values), or {} where the runner has none."""
+    try:
+        from apache_beam.metrics.metric import MetricsFilter
+
+        counters = result.metrics().query(MetricsFilter().with_namespace("trackpipe"))["counters"]
+    except Exception:  # noqa: BLE001 - metrics are a convenience; some runners do not report them
+        return {}
+    totals: dict[str, int] = {}
+    for counter in counters:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(totals.items()))
+
+
+def _save_metrics(output: str, run_id: str, result) -> None:
+    """Keep the Beam counters beside the run's manifest copy (`_runs/<run>.metrics.json`)."""
+    counters = beam_counters(result)
+    if counters:
+        path = storage.join(output, "_runs", f"{run_id}.metrics.json")
+        try:
+            storage.write_atomic(path, json.dumps(counters, indent=2).encode())
+        except OSError as exc:
+            log.warning("could not save the run's metrics to %s: %s", path, exc)
 
 
 def make_runner(pipeline_options):
@@ -181,15 +216,28 @@ def make_runner(pipeline_options):
     return fn_runner.FnApiRunner(provision_info=info)
 
 
+_RAISED = re.compile(r"(?:TrackpipeError|InputError|ConfigError): (.+?)(?: \[while running '[^']*'\])*\s*$", re.MULTILINE)
+
+
+_WHILE_RUNNING = re.compile(r" \[while running .*$")
+
+
 def _failure_message(workdir: WorkDir, exc: BaseException) -> str:
+    """One line for the user: what a worker recorded, else the TrackpipeError found in the
+    runner's exception text (runners wrap worker exceptions in their own), else its last line."""
     recorded = workdir.errors()
     if recorded:
         return recorded[0]
     if isinstance(exc, TrackpipeError):
         return str(exc)
-    text = str(exc).strip().splitlines()
-    last = next((ln for ln in reversed(text) if ln.strip()), exc.__class__.__name__)
-    return f"the pipeline failed: {last.strip()[:500]}"
+    text = str(exc)
+    found = _RAISED.findall(text)
+    if found:
+        return found[-1].strip()
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else exc.__class__.__name__
+    last = _WHILE_RUNNING.sub("", last)
+    return f"the pipeline failed: {last[:500]}"
 
 
 def _cleanup(workdir: WorkDir) -> None:

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 
-from trackpipe import storage
+from trackpipe import faults, storage
 from trackpipe.config import STREAMS
 from trackpipe.manifest import MANIFEST_NAME, RUNS_DIR, RunInfo, build, reject_ratio
 from trackpipe.workdir import TMP_DIR, WorkDir
@@ -40,6 +40,7 @@ def _now() -> str:
 
 def publish(workdir: WorkDir, stats: dict, info: RunInfo) -> dict:
     """Check and publish a run; returns its manifest. Raises TrackpipeError when refused."""
+    faults.pause("before_publish")
     journal = workdir.path(JOURNAL)
     if storage.exists(journal):  # a retried publish step: finish the recorded plan
         plan = json.loads(storage.read_bytes(journal))
@@ -128,6 +129,7 @@ def _package_actions(workdir: WorkDir, out: str, site: str, dates: list[str], pa
 def apply_plan(plan: dict) -> None:
     trash = storage.join(plan["workdir"], "_trash")
     for index, action in enumerate(plan["actions"]):
+        faults.pause("publish")
         op = action["op"]
         if op == "replace":
             _replace(action["src"], action["dst"], action["files"], storage.join(trash, str(index)))

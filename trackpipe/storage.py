@@ -192,6 +192,8 @@ def disk_error_message(exc: OSError, path: str) -> str:
     """A one-line message for the output errors operators meet: disk full, no permission."""
     if exc.errno == errno.ENOSPC:
         return f"no space left on the device while writing {path}"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno == errno.EROFS:
+        return f"the output is on a read-only file system: cannot write {path}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied writing {path}"
     return f"cannot write {path}: {exc.strerror or exc}"

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import apache_beam as beam
 import pyarrow as pa
 
-from trackpipe import storage
+from trackpipe import faults, storage
 from trackpipe.config import Config
 from trackpipe.errors import InputError, TrackpipeError
 from trackpipe.memory import keep_freed_memory, no_gc
@@ -95,6 +95,7 @@ class ReadAndStageFn(beam.DoFn):
         self._parser = LineParser(self._config)
 
     def process(self, infile: InputFile):
+        faults.pause("read")
         with no_gc():
             yield from self._read(infile)
 
