@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
@@ -70,7 +71,7 @@ def test_staged_chunk_holds_the_parsed_columns(tmp_path):
     with TestPipeline() as p:
         staged = p | beam.Create([InputFile(str(log), 1)]) | ReadAndStage(Config(), workdir, shards=2, skip_corrupt=False)
         assert_that(staged.chunks | beam.Map(lambda ref: ref.rows), equal_to([1]))
-    [chunk] = list((tmp_path / "out" / "_tmp" / "r" / "chunks").iterdir())
+    [chunk] = list(Path(workdir.scratch_path("chunks")).iterdir())
     table = pa.ipc.open_file(pa.memory_map(str(chunk))).read_all()
     row = table.to_pylist()[0]
     assert row["org_id"] == "MITx" and row["event_source"] == "mobile" and row["line_number"] == 1

@@ -84,10 +84,14 @@ class OutputLock:
 
 
 def _create_exclusive(path: str, data: bytes) -> bool:
-    if storage.is_remote(path):
+    if path.startswith("s3://"):
         from trackpipe.s3settings import put_if_absent
 
         return put_if_absent(path, data)
+    if path.startswith("gs://"):
+        return _gcs_create_if_absent(path, data)
+    if storage.is_remote(path):
+        return _check_then_write(path, data)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -95,4 +99,30 @@ def _create_exclusive(path: str, data: bytes) -> bool:
         return False
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+    return True
+
+
+def _gcs_create_if_absent(path: str, data: bytes) -> bool:
+    """Cloud Storage: an upload with if_generation_match=0 succeeds only if the object does not
+    exist (atomic). Needs google-cloud-storage, which Dataflow's environment has."""
+    try:
+        from google.api_core.exceptions import PreconditionFailed
+        from google.cloud import storage as gcs
+    except ImportError:
+        return _check_then_write(path, data)
+    bucket, _, key = path[len("gs://") :].partition("/")
+    try:
+        gcs.Client().bucket(bucket).blob(key).upload_from_string(data, if_generation_match=0)
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def _check_then_write(path: str, data: bytes) -> bool:
+    """Other object stores: not atomic (two runs starting in the same instant could both
+    win); documented as such."""
+    log.warning("the object store of %s has no conditional create here: the lock is best effort", path)
+    if storage.exists(path):
+        return False
+    storage.write_bytes(path, data)
     return True

@@ -152,14 +152,11 @@ def _replace(src: str, dst: str, files: list[str], trash: str) -> None:
         staged = storage.list_files(src)
         if not staged:
             return  # done by an earlier attempt
-        from apache_beam.io.filesystems import FileSystems
-
-        FileSystems.copy(staged, [storage.join(dst, *f[len(src.rstrip('/')) + 1 :].split("/")) for f in staged])
+        for path in staged:
+            storage.copy_file(path, storage.join(dst, *path[len(src.rstrip("/")) + 1 :].split("/")))
         keep = {storage.join(dst, *f.split("/")) for f in files}
-        stale = [f for f in storage.list_files(dst) if f not in keep]
-        if stale:
-            FileSystems.delete(stale)
-        FileSystems.delete(staged)
+        storage.delete_files([f for f in storage.list_files(dst) if f not in keep])
+        storage.delete_files(staged)
         return
     if not os.path.exists(src):
         return  # done by an earlier attempt

@@ -1,8 +1,12 @@
-"""Files on local disk or in an object store (s3://, gs://), behind one small set of functions.
+"""Files on local disk or in an object store, behind one small set of functions.
 
-Local paths use the OS directly (fast, and directory renames are atomic); URLs go through Beam's
-FileSystems, so whatever Beam can read (S3 with the AWS extra, GCS on Dataflow) works here, with
-the S3 endpoint and credentials set once (trackpipe.s3settings). No pipeline is needed.
+- Local paths use the OS directly (fast; directory renames are atomic).
+- `s3://` uses trackpipe.s3store: one cached boto3 client per process, with the settings of
+  trackpipe.s3settings (Beam's S3 options or the AWS variables).
+- Any other URL (`gs://`, ...) goes through Beam's FileSystems, so whatever Beam can read
+  works too.
+Object stores have no folders and no rename: "folders" are key prefixes, and moving means
+copying then deleting (see trackpipe.publish for how partitions are still replaced whole).
 """
 from __future__ import annotations
 
@@ -13,11 +17,16 @@ import os
 import shutil
 from typing import BinaryIO
 
+from trackpipe import s3store
 from trackpipe.errors import TrackpipeError
 
 
 def is_remote(path: str) -> bool:
     return "://" in path
+
+
+def _is_s3(path: str) -> bool:
+    return path.startswith("s3://")
 
 
 def join(base: str, *parts: str) -> str:
@@ -32,30 +41,41 @@ def _fs():
     return FileSystems
 
 
+def _beam_errors(call, path, *args):
+    try:
+        return call(*args)
+    except Exception as exc:  # noqa: BLE001 - Beam wraps every backend error in BeamIOError
+        raise TrackpipeError(f"cannot access {path}: {_reason(exc)}") from None
+
+
 def open_read(path: str) -> BinaryIO:
     """A binary stream of the file's bytes as stored (no decompression)."""
     if not is_remote(path):
         return open(path, "rb")
+    if _is_s3(path):
+        return s3store.open_read(path)
     from apache_beam.io.filesystem import CompressionTypes
 
-    return _fs().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return _beam_errors(_fs().open, path, path, "application/octet-stream", CompressionTypes.UNCOMPRESSED)
 
 
 def open_write(path: str) -> BinaryIO:
-    """A binary stream that creates (or replaces) the file; parent folders are created."""
+    """A binary stream that creates (or replaces) the file when closed; parents are created."""
     if not is_remote(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         return open(path, "wb")
+    if _is_s3(path):
+        return s3store.open_write(path)
     from apache_beam.io.filesystem import CompressionTypes
 
-    return _fs().create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return _beam_errors(_fs().create, path, path, "application/octet-stream", CompressionTypes.UNCOMPRESSED)
 
 
 def read_bytes(path: str) -> bytes:
     with open_read(path) as handle:
         chunks = []
         while True:
-            # Read in a loop: some Beam streams return at most one buffer per read().
+            # Read in a loop: some streams return at most one buffer per read().
             block = handle.read(16 * 1024 * 1024)
             if not block:
                 return b"".join(chunks)
@@ -69,7 +89,7 @@ def write_bytes(path: str, data: bytes) -> None:
 
 def write_atomic(path: str, data: bytes) -> None:
     """Write a small file so readers see the old or the new content, never a part (local:
-    temp file + rename; object stores replace a key atomically on their own)."""
+    temp file + rename; object stores replace an object atomically on their own)."""
     if is_remote(path):
         write_bytes(path, data)
         return
@@ -79,20 +99,25 @@ def write_atomic(path: str, data: bytes) -> None:
 
 
 def exists(path: str) -> bool:
+    """A file, or a folder (a key prefix with objects under it)."""
     if not is_remote(path):
         return os.path.exists(path)
-    return _fs().exists(path) or bool(list_files(path))
+    if _is_s3(path):
+        return s3store.exists(path)
+    return _beam_errors(_fs().exists, path, path) or bool(list_files(path))
 
 
 def list_files(prefix: str) -> list[str]:
-    """Every file under a folder (recursively), sorted."""
+    """Every file under a folder (recursively), sorted; [] when there is none."""
     if not is_remote(prefix):
         found = []
         for root, _dirs, files in os.walk(prefix):
             found.extend(os.path.join(root, name) for name in files)
         return sorted(found)
     base = prefix.rstrip("/") + "/"
-    result = _fs().match([base + "**"])[0]
+    if _is_s3(prefix):
+        return [url for url, _size in s3store.list_files(base)]
+    result = _beam_errors(_fs().match, prefix, [base + "**"])[0]
     return sorted(m.path for m in result.metadata_list)
 
 
@@ -102,11 +127,24 @@ def match(pattern: str) -> list[tuple[str, int]]:
     if not is_remote(pattern):
         paths = glob.glob(pattern, recursive=True)
         return sorted((p, os.path.getsize(p)) for p in paths if os.path.isfile(p))
-    try:
-        result = _fs().match([pattern])[0]
-    except Exception as exc:  # noqa: BLE001 - Beam wraps every backend error in BeamIOError
-        raise TrackpipeError(f"cannot list {pattern}: {_reason(exc)}") from None
+    if _is_s3(pattern):
+        return s3store.match(pattern)
+    result = _beam_errors(_fs().match, pattern, [pattern])[0]
     return sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
+
+
+def delete_files(paths: list[str]) -> None:
+    """Delete files; missing ones are fine."""
+    paths = sorted(set(paths))
+    if not paths:
+        return
+    if not is_remote(paths[0]):
+        for path in paths:
+            delete_file(path)
+    elif _is_s3(paths[0]):
+        s3store.delete_files(paths)
+    else:
+        _beam_errors(_fs().delete, paths[0], paths)
 
 
 def delete_tree(path: str) -> None:
@@ -118,10 +156,9 @@ def delete_tree(path: str) -> None:
             os.remove(path)
         return
     files = list_files(path)
-    if _fs().exists(path):
+    if exists(path) and path not in files and not files:
         files.append(path)
-    if files:
-        _fs().delete(sorted(set(files)))
+    delete_files(files)
 
 
 def delete_file(path: str) -> None:
@@ -131,38 +168,43 @@ def delete_file(path: str) -> None:
         except FileNotFoundError:
             pass
         return
-    if _fs().exists(path):
-        _fs().delete([path])
+    if exists(path):
+        delete_files([path])
 
 
-def move_tree(src: str, dst: str) -> None:
-    """Move a folder to a path that does not exist (local: one atomic rename)."""
-    if not is_remote(src):
+def copy_file(src: str, dst: str) -> None:
+    """Copy one file (server-side within one object store)."""
+    if not is_remote(src) and not is_remote(dst):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        os.rename(src, dst)
-        return
-    files = list_files(src)
-    rel = [f[len(src.rstrip("/")) + 1 :] for f in files]
-    _fs().copy(files, [join(dst, r) for r in rel])
-    _fs().delete(files)
+        shutil.copyfile(src, dst)
+    elif _is_s3(src) and _is_s3(dst):
+        s3store.copy(src, dst)
+    elif is_remote(src) and src.split("://")[0] == dst.split("://")[0]:
+        _beam_errors(_fs().copy, src, [src], [dst])
+    else:
+        with open_read(src) as source, open_write(dst) as sink:
+            shutil.copyfileobj(source, sink, 8 * 1024 * 1024)
 
 
 def move_file(src: str, dst: str) -> None:
-    if not is_remote(src):
+    if not is_remote(src) and not is_remote(dst):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         os.replace(src, dst)
         return
-    _fs().copy([src], [dst])
-    _fs().delete([src])
+    copy_file(src, dst)
+    delete_files([src])
 
 
-def open_arrow_input(path: str):
-    """A seekable Arrow input for reading IPC/Parquet files (memory-mapped when local)."""
+def open_arrow_input(path: str, whole: bool = False):
+    """A seekable Arrow input for IPC/Parquet files: memory-mapped when local; remote files
+    are fetched whole (`whole`, one request) or by ranges as Arrow asks for them."""
     import pyarrow as pa
 
     if not is_remote(path):
         return pa.memory_map(path, "r")
-    return pa.BufferReader(read_bytes(path))
+    if whole:
+        return pa.BufferReader(read_bytes(path))
+    return pa.PythonFile(open_read(path), mode="r")
 
 
 def write_arrow(path: str, write_fn) -> None:

@@ -1,9 +1,12 @@
-"""The run's private work folder, `OUT/_tmp/<run_id>/`, and how workers report failures.
+"""The run's private work folders and how workers report failures.
 
-Everything a run writes goes here first (staged chunks, partitions, packages); only the publish
-step moves finished pieces to their public places. Readers of `warehouse/` never see it: it
-sits beside, not inside, the published folders, and names starting with `_` are ignored by
-Hive-style readers.
+The staging folder `OUT/_tmp/<run_id>/` holds what will be published (partitions, packages,
+rejects), the publish journal and workers' error reports; only the publish step moves
+finished pieces to their public places. Intermediate data (staged chunks, package fragments)
+goes to a scratch folder: inside the staging folder by default, or on local disk when the
+output is in an object store and the workers run on this machine (see --scratch-dir).
+Readers of `warehouse/` never see either: they sit beside, not inside, the published
+folders, and names starting with `_` are ignored by Hive-style readers.
 
 A worker that hits an expected failure (corrupt input, disk full, reject threshold) writes the
 one-line reason to `_errors/` before raising, because runners wrap exceptions in their own
@@ -16,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from trackpipe import storage
+from trackpipe import s3settings, storage
 from trackpipe.errors import TrackpipeError
 
 TMP_DIR = "_tmp"
@@ -26,13 +29,32 @@ TMP_DIR = "_tmp"
 class WorkDir:
     output: str
     run_id: str
+    # The driver's S3 settings, for worker processes that do not share its environment.
+    s3: s3settings.S3Settings = s3settings.S3Settings()
+    # Folder for intermediate data; None: inside the staging folder.
+    scratch: str | None = None
+
+    def activate(self) -> None:
+        """Call in every DoFn's setup(): gives this worker process the run's S3 settings."""
+        if self.s3 != s3settings.S3Settings():
+            s3settings.install(self.s3)
 
     @property
     def root(self) -> str:
         return storage.join(self.output, TMP_DIR, self.run_id)
 
     def path(self, *parts: str) -> str:
+        """A path in the staging folder: publishable outputs, journal, recorded errors."""
         return storage.join(self.root, *parts)
+
+    @property
+    def scratch_root(self) -> str:
+        return storage.join(self.scratch, self.run_id) if self.scratch else storage.join(self.root, "scratch")
+
+    def scratch_path(self, *parts: str) -> str:
+        """A path for intermediate data that is never published (staged chunks, package
+        fragments): the biggest files of a run, so they can live on fast local disk."""
+        return storage.join(self.scratch_root, *parts)
 
     def fail(self, message: str):
         """Record `message` for the driver, then raise it."""

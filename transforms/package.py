@@ -64,6 +64,7 @@ class MergePackageFn(beam.DoFn):
         self._encryptor = None
 
     def setup(self):
+        self._workdir.activate()
         if self._keys.armored:
             self._encryptor = Encryptor(self._keys.armored)
 

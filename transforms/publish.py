@@ -19,6 +19,9 @@ class PublishFn(beam.DoFn):
         self._workdir = workdir
         self._info = info
 
+    def setup(self):
+        self._workdir.activate()
+
     def process(self, stats: dict):
         manifest = publish(self._workdir, stats, self._info)
         yield manifest["run_id"]

@@ -51,6 +51,9 @@ class MatchPatternFn(beam.DoFn):
     def __init__(self, workdir: WorkDir):
         self._workdir = workdir
 
+    def setup(self):
+        self._workdir.activate()
+
     def process(self, pattern: str):
         try:
             found = storage.match(pattern)
@@ -91,6 +94,7 @@ class ReadAndStageFn(beam.DoFn):
         self._parser = None
 
     def setup(self):
+        self._workdir.activate()
         keep_freed_memory()
         self._parser = LineParser(self._config)
 
@@ -146,7 +150,7 @@ class ReadAndStageFn(beam.DoFn):
         rows = chunk.table.num_rows
         if not rows:
             return
-        path = self._workdir.path("chunks", f"{chunk_file_id(chunk.key)}.arrow")
+        path = self._workdir.scratch_path("chunks", f"{chunk_file_id(chunk.key)}.arrow")
 
         def write(sink):
             # Uncompressed: written at memory speed and read back memory-mapped, without a copy.

@@ -38,13 +38,16 @@ class WriteChunkFn(beam.DoFn):
         self._days = days
         self._packages = packages
 
+    def setup(self):
+        self._workdir.activate()
+
     def process(self, element):
         key, grouped = element
         refs = list(grouped["chunk"])
         if len(refs) != 1:
             raise RuntimeError(f"chunk {key!r} has {len(refs)} staged files; expected one")  # a bug, not bad input
         ref = refs[0]
-        with storage.open_arrow_input(ref.path) as source:
+        with storage.open_arrow_input(ref.path, whole=True) as source:
             table = pa.ipc.open_file(source).read_all()
         decisions = parts.decisions_from(list(grouped["decisions"]))
         keep, copies = parts.apply_decisions(table.num_rows, decisions)
@@ -97,7 +100,7 @@ class WriteChunkFn(beam.DoFn):
         stats["package_left_out"] = left_out
         if not rows.num_rows:
             return
-        path = self._workdir.path("package_fragments", f"{file_id}.arrow")
+        path = self._workdir.scratch_path("package_fragments", f"{file_id}.arrow")
         groups = []
 
         def write(sink):
@@ -125,6 +128,9 @@ class WriteRejectsFn(beam.DoFn):
 
     def __init__(self, workdir: WorkDir):
         self._workdir = workdir
+
+    def setup(self):
+        self._workdir.activate()
 
     def process(self, element):
         key, records = element
