@@ -6,7 +6,7 @@ requirements.txt, where the versions are pinned).
 """
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,8 +22,8 @@ setup(
     description="Open edX tracking logs to clean, deduplicated warehouse data and research packages",
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=["trackpipe", "pipelines", "transforms"],
+    python_requires=">=3.11",
+    packages=find_packages(include=["trackpipe", "trackpipe.*", "transforms", "transforms.*", "pipelines", "pipelines.*"]),
     install_requires=_requirements(),
     entry_points={"console_scripts": ["trackpipe=trackpipe.cli:main"]},
 )

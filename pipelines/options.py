@@ -10,6 +10,21 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 
+def _switch(value: str) -> bool:
+    """`--flag` alone is true; `--flag=true/false` also works (Flex Templates pass every
+    parameter as --name=value)."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _add_switch(parser, name: str, help: str) -> None:
+    parser.add_argument(name, nargs="?", const=True, default=False, type=_switch, metavar="true|false", help=help)
+
+
 def add_run_arguments(parser, beam_parser: bool = False) -> None:
     """The job's own flags. Beam's parser gets no `required`: workers rebuild options without them."""
     parser.add_argument(
@@ -27,10 +42,9 @@ def add_run_arguments(parser, beam_parser: bool = False) -> None:
     parser.add_argument("--date", metavar="YYYY-MM-DD", help="Write only this day's partitions (all input is still read).")
     parser.add_argument("--start-date", metavar="YYYY-MM-DD", help="First day to write (with --end-date).")
     parser.add_argument("--end-date", metavar="YYYY-MM-DD", help="Last day to write, inclusive (with --start-date).")
-    parser.add_argument(
+    _add_switch(
+        parser,
         "--skip-corrupt-inputs",
-        action="store_true",
-        default=False,
         help="Go on when an input file is truncated, corrupt, unreadable or gone: use the lines before "
         "the damage and list the file under input_errors in the manifest. Default: fail the run.",
     )
@@ -41,7 +55,7 @@ def add_run_arguments(parser, beam_parser: bool = False) -> None:
         help="Fail without publishing when more than this share of non-blank lines is rejected "
         "(default: config `max_reject_ratio`, 0.05).",
     )
-    parser.add_argument("--no-package", action="store_true", default=False, help="Do not build research data packages.")
+    _add_switch(parser, "--no-package", help="Do not build research data packages.")
     parser.add_argument(
         "--load",
         metavar="URL",
@@ -55,7 +69,14 @@ def add_run_arguments(parser, beam_parser: bool = False) -> None:
         metavar="N",
         help="Shards of the deduplication shuffle (parallelism of that step; no effect on results). Default 32.",
     )
-    parser.add_argument("--quiet", action="store_true", default=False, help="No progress or summary on stderr/stdout; errors only.")
+    parser.add_argument(
+        "--scratch-dir",
+        metavar="DIR",
+        help="Where intermediate data goes (staged chunks: about 2.5x the raw log size while the run lasts). "
+        "Default: inside OUT/_tmp, or a local temporary folder when OUT is in an object store and the runner "
+        "works on this machine. Must be reachable by every worker.",
+    )
+    _add_switch(parser, "--quiet", help="No progress or summary on stderr/stdout; errors only.")
 
 
 class TrackpipeOptions(PipelineOptions):

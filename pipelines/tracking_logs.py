@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - Beam is imported after its logging is quieted (see below)
 """The main job: raw tracking logs -> warehouse partitions, duplicates audit, rejects, research
 packages and the run manifest.
 
@@ -9,6 +10,11 @@ composite transform that tests use directly.
 from __future__ import annotations
 
 import sys
+
+if __name__ == "__main__":  # quiet Beam's import-time warnings before Beam is imported
+    from trackpipe.cli import quiet_beam_logging
+
+    quiet_beam_logging()
 
 import apache_beam as beam
 

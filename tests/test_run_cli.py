@@ -79,7 +79,7 @@ def test_columns_and_types(sample_run):
 
 def test_no_temporary_files_are_left(sample_run):
     _, out, _ = sample_run
-    assert not (out / "_tmp").exists() or not any((out / "_tmp").iterdir())
+    assert not (out / "_tmp").exists()
     assert not [f for f in files_under(out) if "tmp" in f.split("/")[0] or f.endswith(".tmp")]
     assert not (out / "_lock.json").exists()
 
@@ -213,7 +213,7 @@ def test_help_documents_every_option():
         assert command in top
     text = run_cli("run", "--help").stdout
     for option in ("--input", "--output", "--config", "--site", "--format", "--date", "--start-date", "--end-date",
-                   "--skip-corrupt-inputs", "--max-reject-ratio", "--no-package", "--load", "--dedup-shards", "--quiet"):
+                   "--skip-corrupt-inputs", "--max-reject-ratio", "--no-package", "--load", "--dedup-shards", "--scratch-dir", "--quiet"):
         assert option in text
     assert "--runner" in text  # Beam options are mentioned
 

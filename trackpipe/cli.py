@@ -34,6 +34,12 @@ def quiet_beam_logging() -> None:
         ours.addHandler(handler)
     ours.setLevel(logging.INFO)
     ours.propagate = False
+    # On Dataflow, keep the lines that give the job id and the console link (schedulers such as
+    # Airflow's Beam operator read them).
+    dataflow = logging.getLogger("apache_beam.runners.dataflow")
+    dataflow.setLevel(logging.INFO)
+    if not dataflow.handlers:
+        dataflow.addHandler(logging.StreamHandler(sys.stderr))
 
 
 def _top_parser() -> argparse.ArgumentParser:

@@ -22,16 +22,17 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from trackpipe import __version__, storage
+from trackpipe import __version__, s3settings, storage
 from trackpipe.config import Config, load_config
+from trackpipe.dates import selected_days
 from trackpipe.errors import ConfigError, TrackpipeError
 from trackpipe.gpg import PackageKeys, resolve_keys
 from trackpipe.manifest import MANIFEST_NAME, RunInfo
+from trackpipe.s3settings import redact
 from trackpipe.workdir import WorkDir
-from transforms.timeparse import date_to_day, day_to_date
+from transforms.timeparse import day_to_date
 
 log = logging.getLogger("trackpipe")
-MAX_DAYS = 3660
 SUMMARY_DAYS = 8
 
 
@@ -55,30 +56,36 @@ def new_run_id() -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def selected_days(date: str | None, start: str | None, end: str | None) -> frozenset[int] | None:
-    """The days to write (days since the epoch), or None for every day found."""
-    if date and (start or end):
-        raise ConfigError("use either --date or --start-date/--end-date, not both")
-    if bool(start) != bool(end):
-        raise ConfigError("--start-date and --end-date go together")
-    first, last = (date, date) if date else (start, end)
-    if not first:
-        return None
-    try:
-        lo, hi = date_to_day(first), date_to_day(last)
-    except ValueError:
-        raise ConfigError(f"dates must be YYYY-MM-DD, got {first!r} / {last!r}") from None
-    if hi < lo:
-        raise ConfigError(f"--end-date {last} is before --start-date {first}")
-    if hi - lo + 1 > MAX_DAYS:
-        raise ConfigError(f"at most {MAX_DAYS} days per run, got {hi - lo + 1}")
-    return frozenset(range(lo, hi + 1))
-
-
 def normalise_output(output: str) -> str:
     if storage.is_remote(output):
         return output.rstrip("/")
     return os.path.abspath(output)
+
+
+def _runs_here(beam_flags: list[str]) -> bool:
+    """Whether the workers run on this machine (DirectRunner, or the embedded portable job
+    server), so a local scratch folder is reachable by all of them."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--runner")
+    parser.add_argument("--job_endpoint")
+    known, _ = parser.parse_known_args(beam_flags)
+    runner = (known.runner or "DirectRunner").lower().removesuffix("runner")
+    return runner in ("direct", "fnapi") or (runner == "portable" and known.job_endpoint in (None, "embed"))
+
+
+def scratch_dir(given: str | None, output: str, beam_flags: list[str]) -> str | None:
+    """The scratch folder: as given; else local temp when the output is remote but the workers
+    are local (uploading chunks to the object store and back would only cost time); else None
+    (inside the output's staging folder)."""
+    if given:
+        return given if storage.is_remote(given) else os.path.abspath(given)
+    if storage.is_remote(output) and _runs_here(beam_flags):
+        import tempfile
+
+        return os.path.join(tempfile.gettempdir(), "trackpipe-scratch")
+    return None
 
 
 def prepare(opts, beam_flags: list[str]) -> Job:
@@ -110,7 +117,8 @@ def prepare(opts, beam_flags: list[str]) -> Job:
             "no_package": opts.no_package,
             "max_reject_ratio": config.max_reject_ratio,
             "dedup_shards": opts.dedup_shards,
-            "beam": beam_flags,
+            "scratch_dir": opts.scratch_dir,
+            "beam": redact(beam_flags),
         },
         config=config.to_dict(),
         site=config.site,
@@ -121,7 +129,7 @@ def prepare(opts, beam_flags: list[str]) -> Job:
     return Job(
         inputs=inputs,
         config=config,
-        workdir=WorkDir(output, run_id),
+        workdir=WorkDir(output, run_id, s3settings.settings(), scratch_dir(opts.scratch_dir, output, beam_flags)),
         days=days,
         packages=packages,
         skip_corrupt=opts.skip_corrupt_inputs,
@@ -131,9 +139,22 @@ def prepare(opts, beam_flags: list[str]) -> Job:
     )
 
 
+def preflight(job: Job) -> None:
+    """Check object-store buckets and credentials before anything runs or is written, so a
+    missing bucket, refused credentials or an unreachable endpoint give one clear line."""
+    from trackpipe.s3settings import check_bucket
+
+    checked = set()
+    for url in (job.info.output, *job.inputs):
+        if url.startswith("s3://"):
+            bucket = url.split("/")[2]
+            if bucket not in checked:
+                checked.add(bucket)
+                check_bucket(url)
+
+
 def execute(job: Job, pipeline_options, build) -> dict:
     """Lock, recover, run the pipeline built by `build(p, job)`, return the published manifest."""
-    import apache_beam as beam
 
     from trackpipe.lock import OutputLock
     from trackpipe.publish import recover
@@ -149,7 +170,7 @@ def execute(job: Job, pipeline_options, build) -> dict:
         if completed:
             log.warning("finished the publish of interrupted run(s) %s before starting", ", ".join(completed))
         try:
-            pipeline = beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options)
+            pipeline = make_pipeline(pipeline_options)
             build(pipeline, job)
             result = pipeline.run()
             result.wait_until_finish()
@@ -195,25 +216,39 @@ def _save_metrics(output: str, run_id: str, result) -> None:
             log.warning("could not save the run's metrics to %s: %s", path, exc)
 
 
-def make_runner(pipeline_options):
-    """The runner for these options. For the DirectRunner (the default), Beam's FnApiRunner,
-    which is what the DirectRunner itself runs batch pipelines on, and which honours
-    --direct_running_mode/--direct_num_workers. Beam 2.77's DirectRunner first tries to
-    download and start the Prism runner from GitHub; going straight to the FnApiRunner keeps
-    local runs offline, predictable and the same on every machine."""
-    from apache_beam.options.pipeline_options import StandardOptions
+def make_pipeline(pipeline_options):
+    """A Beam pipeline on the runner these options ask for.
+
+    For the DirectRunner (the default), Beam's FnApiRunner, which is what the DirectRunner
+    itself runs batch pipelines on and which honours --direct_running_mode and
+    --direct_num_workers. Beam 2.77's DirectRunner first tries to download and start the Prism
+    runner from GitHub; going straight to the FnApiRunner keeps local runs offline, predictable
+    and the same on every machine. In multi_processing mode the worker processes are Beam's
+    own worker started through trackpipe.worker, which keeps their start-up logs off the
+    terminal."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
     from apache_beam.runners.runner import create_runner
 
     name = pipeline_options.view_as(StandardOptions).runner
     if name and name.lower() not in ("direct", "directrunner"):
-        return create_runner(name)
+        return beam.Pipeline(runner=create_runner(name), options=pipeline_options)
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
+    from apache_beam.transforms import environments
 
+    environment = None
+    if pipeline_options.view_as(DirectOptions).direct_running_mode == "multi_processing":
+        pipeline_options = PipelineOptions.from_dictionary(pipeline_options.get_all_options())
+        pipeline_options.view_as(DirectOptions).direct_running_mode = "in_memory"  # workers: below
+        if not pipeline_options.view_as(DirectOptions).direct_num_workers:
+            pipeline_options.view_as(DirectOptions).direct_num_workers = os.cpu_count() or 1
+        environment = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m trackpipe.worker")
     encoded = JobServiceHandle.encode_pipeline_options(pipeline_options.get_all_options())
     info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=info)
+    runner = fn_runner.FnApiRunner(default_environment=environment, provision_info=info)
+    return beam.Pipeline(runner=runner, options=pipeline_options)
 
 
 _RAISED = re.compile(r"(?:TrackpipeError|InputError|ConfigError): (.+?)(?: \[while running '[^']*'\])*\s*$", re.MULTILINE)
@@ -245,8 +280,12 @@ def _cleanup(workdir: WorkDir) -> None:
     from trackpipe.publish import JOURNAL
 
     try:
+        storage.delete_tree(workdir.scratch_root)
         if not storage.exists(workdir.path(JOURNAL)):
             storage.delete_tree(workdir.root)
+        parent = os.path.dirname(workdir.root)
+        if not storage.is_remote(parent) and os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)  # no empty `_tmp/` left behind
     except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's own outcome
         log.warning("could not remove the work folder %s: %s", workdir.root, exc)
 
@@ -340,11 +379,15 @@ def run(argv: list[str], build, prog: str = "trackpipe run") -> int:
         parser.error(f"unknown option {unknown[0]} (not a trackpipe or Beam pipeline option)")
     started = time.monotonic()
     try:
+        from apache_beam.io.filesystems import FileSystems
+
         from trackpipe.s3settings import configure_s3
 
         beam_flags = configure_s3(beam_flags)
         job = prepare(opts, beam_flags)
         pipeline_options = PipelineOptions(beam_flags)
+        FileSystems.set_options(pipeline_options)
+        preflight(job)
         manifest = execute(job, pipeline_options, build)
         wall = time.monotonic() - started
         if not opts.quiet:
