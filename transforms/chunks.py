@@ -40,10 +40,12 @@ def chunk_file_id(key: str) -> str:
 class StagedChunk:
     key: str
     source_file: str
-    table: pa.Table
+    rows: int
     fingerprints: np.ndarray
     rejects: list[dict]
     counts: dict = field(default_factory=dict)
+    table: pa.Table | None = None  # the rows, when no sink took them (tests, profiling)
+    path: str | None = None  # where the sink staged them
 
 
 def binary_array(values) -> pa.Array:
@@ -58,6 +60,18 @@ def binary_array(values) -> pa.Array:
     return pa.Array.from_buffers(pa.large_binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]).cast(pa.binary())
 
 
+def hex_ids(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
+    """128-bit fingerprints (as high and low halves) -> 32-character lower-case hex strings,
+    built as one buffer: `format(v, "032x")` per row cost more than the rest of the column."""
+    n = len(hi)
+    raw = np.empty((n, 2), dtype=">u8")
+    raw[:, 0] = hi
+    raw[:, 1] = lo
+    data = raw.tobytes().hex().encode("ascii")
+    offsets = np.arange(0, 32 * (n + 1), 32, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
 class ChunkBuilder:
     """Collects the lines of one file into chunks.
 
@@ -69,7 +83,14 @@ class ChunkBuilder:
 
     BATCH_ROWS = 16_384
 
-    def __init__(self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int):
+    def __init__(
+        self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int, open_sink=None
+    ):
+        """`open_sink(chunk key)`, when given, returns a writer (`.path`, `.write(table)`,
+        `.close()`) that receives each record batch as soon as it is built: the chunk is
+        staged as it grows and only its fingerprints stay in memory."""
+        self._open_sink = open_sink
+        self._sink = None
         self._parser = parser
         self._source = source_file
         self._max_lines = chunk_lines
@@ -140,16 +161,6 @@ class ChunkBuilder:
             return
         by_name = dict(zip(Event._fields, zip(*events)))
         arrays = []
-        for f in STAGED_SCHEMA:
-            if f.name == "source_file":
-                arrays.append(pa.repeat(pa.scalar(self._source, f.type), n))
-            elif f.name == "raw":
-                arrays.append(binary_array(by_name["raw"]))
-            elif f.name == "line_number":
-                arrays.append(pa.array(self._numbers, f.type))
-            else:
-                arrays.append(pa.array(by_name[f.name], f.type))
-        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=STAGED_SCHEMA))
         fps = np.empty(n, FP_DTYPE)
         identity = by_name["identity"]
         exact = by_name["exact"]
@@ -157,6 +168,24 @@ class ChunkBuilder:
         fps["id_lo"] = [v & _MASK64 for v in identity]
         fps["ex_hi"] = [v >> 64 for v in exact]
         fps["ex_lo"] = [v & _MASK64 for v in exact]
+        for f in STAGED_SCHEMA:
+            if f.name == "event_id":
+                arrays.append(hex_ids(fps["ex_hi"], fps["ex_lo"]))
+            elif f.name == "source_file":
+                arrays.append(pa.repeat(pa.scalar(self._source, f.type), n))
+            elif f.name == "raw":
+                arrays.append(binary_array(by_name["raw"]))
+            elif f.name == "line_number":
+                arrays.append(pa.array(self._numbers, f.type))
+            else:
+                arrays.append(pa.array(by_name[f.name], f.type))
+        batch = pa.RecordBatch.from_arrays(arrays, schema=STAGED_SCHEMA)
+        if self._open_sink is None:
+            self._batches.append(batch)
+        else:
+            if self._sink is None:
+                self._sink = self._open_sink(chunk_key(self._source, self._index))
+            self._sink.write(pa.Table.from_batches([batch]))
         fps["recv"] = by_name["received_at"]
         fps["time"] = by_name["time"]
         fps["tie"] = by_name["tiebreak"]
@@ -170,7 +199,13 @@ class ChunkBuilder:
     def build(self) -> StagedChunk:
         """The chunk of the lines added since the last build."""
         self._seal_batch()
-        table = pa.Table.from_batches(self._batches, schema=STAGED_SCHEMA)
+        table, path = None, None
+        if self._open_sink is None:
+            table = pa.Table.from_batches(self._batches, schema=STAGED_SCHEMA)
+        elif self._sink is not None:
+            self._sink.close()
+            path = self._sink.path
+            self._sink = None
         fps = np.concatenate(self._fingerprints) if self._fingerprints else np.empty(0, FP_DTYPE)
         reasons: dict[str, int] = {}
         for rej in self._rejects:
@@ -178,10 +213,12 @@ class ChunkBuilder:
         chunk = StagedChunk(
             key=chunk_key(self._source, self._index),
             source_file=self._source,
-            table=table,
+            rows=self._rows,
             fingerprints=fps,
             rejects=self._rejects,
-            counts={"lines": self._lines, "blank": self._blank, "events": table.num_rows, "rejected": reasons},
+            counts={"lines": self._lines, "blank": self._blank, "events": self._rows, "rejected": reasons},
+            table=table,
+            path=path,
         )
         self._index += 1
         self._reset()

@@ -49,9 +49,9 @@ class Reject(NamedTuple):
 
 class Event(NamedTuple):
     """A parsed event. The first fields are the staged columns (transforms.schema.STAGED_SCHEMA,
-    without source_file and line_number, which the reader adds); the rest feed deduplication."""
+    without event_id, source_file and line_number, which the chunk builder adds); the rest feed
+    deduplication."""
 
-    event_id: str
     name: str
     event_type: str | None
     event_source: str
@@ -78,6 +78,11 @@ class Event(NamedTuple):
     exact: int  # 128-bit; event_id is its hex form
     tiebreak: int  # 64-bit digest of the raw line's bytes
     client: bool  # from a client-side source (browser, mobile): re-sends are duplicates
+
+    @property
+    def event_id(self) -> str:
+        """The row's stable id: the exact fingerprint in hex (chunks compute it in bulk)."""
+        return format(self.exact, "032x")
 
 
 def _text(value) -> str | None:
@@ -230,8 +235,12 @@ class LineParser:
             for v in (get("session"), get("ip"), get("agent"), get("host"), get("referer"), get("accept_language"))
         ]
         payload = get("event")
-        event_bytes = None if payload is None or payload.__class__ is str else _dumps(payload, sort=True)
-        export = b"_export" not in raw or not _export_false(payload)
+        if payload is None or payload.__class__ is str:
+            event_bytes = None
+            export = payload is None or "_export" not in payload or not _export_false(payload)
+        else:
+            event_bytes = _dumps(payload, sort=True)
+            export = payload.__class__ is not dict or payload.get("_export") is not False
 
         hasher = self._identity(obj, time_field, context, context_bytes, payload, event_bytes)
         identity = hasher.intdigest()
@@ -240,7 +249,6 @@ class LineParser:
         return _new_tuple(
             Event,
             (
-                format(exact, "032x"),
                 name,
                 event_type,
                 source,

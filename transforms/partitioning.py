@@ -36,6 +36,13 @@ def decisions_from(blobs: list[bytes]) -> np.ndarray:
     return np.concatenate([np.frombuffer(b, dtype=DECISION_DTYPE) for b in blobs])
 
 
+def decisions_in(decisions: np.ndarray, offset: int, rows: int) -> np.ndarray:
+    """The decisions about rows offset..offset+rows-1, renumbered from 0 (for one batch)."""
+    picked = decisions[(decisions["row"] >= offset) & (decisions["row"] < offset + rows)].copy()
+    picked["row"] -= offset
+    return picked
+
+
 def apply_decisions(rows: int, decisions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """-> (keep mask, copies per row)."""
     keep = np.ones(rows, dtype=bool)

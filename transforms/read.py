@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import apache_beam as beam
-import pyarrow as pa
 
 from trackpipe import faults, storage
 from trackpipe.config import Config
@@ -22,7 +21,9 @@ from transforms.chunks import ChunkBuilder, StagedChunk, chunk_file_id
 from transforms.dedup_logic import shard_of
 from transforms.events import LineParser
 from transforms.reading import iter_lines
+from transforms.schema import STAGED_SCHEMA
 from transforms.stats import count
+from transforms.writers import GuardedWriter
 
 # Output tags of ReadAndStageFn.
 FINGERPRINTS = "fingerprints"
@@ -98,6 +99,12 @@ class ReadAndStageFn(beam.DoFn):
         keep_freed_memory()
         self._parser = LineParser(self._config)
 
+    def _open_sink(self, key: str) -> GuardedWriter:
+        """Where a chunk's batches are staged as they are built: an uncompressed Arrow file
+        (written at memory speed, read back batch by batch)."""
+        path = self._workdir.scratch_path("chunks", f"{chunk_file_id(key)}.arrow")
+        return GuardedWriter(self._workdir, path, STAGED_SCHEMA, "arrow")
+
     def process(self, infile: InputFile):
         faults.pause("read")
         with no_gc():
@@ -105,7 +112,9 @@ class ReadAndStageFn(beam.DoFn):
 
     def _read(self, infile: InputFile):
         read = self._config.read
-        builder = ChunkBuilder(self._parser, infile.path, read.chunk_lines, read.chunk_bytes, read.reject_line_chars)
+        builder = ChunkBuilder(
+            self._parser, infile.path, read.chunk_lines, read.chunk_bytes, read.reject_line_chars, open_sink=self._open_sink
+        )
         lines = 0
         chunks = 0
         error = None
@@ -147,18 +156,9 @@ class ReadAndStageFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, stats)
         if chunk.rejects:
             yield beam.pvalue.TaggedOutput(REJECTS, (chunk.key, chunk.rejects))
-        rows = chunk.table.num_rows
-        if not rows:
+        if not chunk.rows:
             return
-        path = self._workdir.scratch_path("chunks", f"{chunk_file_id(chunk.key)}.arrow")
-
-        def write(sink):
-            # Uncompressed: written at memory speed and read back memory-mapped, without a copy.
-            with pa.ipc.new_file(sink, chunk.table.schema) as writer:
-                writer.write_table(chunk.table, max_chunksize=rows)
-
-        self._workdir.guard(path, storage.write_arrow, path, write)
-        yield ChunkRef(chunk.key, path, chunk.source_file, rows)
+        yield ChunkRef(chunk.key, chunk.path, chunk.source_file, chunk.rows)
         fps = chunk.fingerprints
         shards = shard_of(fps["id_hi"], self._shards)
         for shard in sorted(set(shards.tolist())):

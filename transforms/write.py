@@ -11,13 +11,16 @@ import pyarrow as pa
 
 from trackpipe import storage
 from trackpipe.config import Config
+from trackpipe.memory import keep_freed_memory
 from trackpipe.workdir import WorkDir
 from transforms import partitioning as parts
 from transforms.chunks import chunk_file_id
 from transforms.dedup_logic import DECISION_DTYPE, KEEP, KIND_NAMES
+from transforms.partitioning import PACKAGE_SCHEMA
+from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_SCHEMA
 from transforms.stats import count
 from transforms.timeparse import US_PER_DAY, day_to_date
-from transforms.writers import EXTENSIONS, jsonl_gz_bytes, write_table
+from transforms.writers import EXTENSIONS, GuardedWriter, jsonl_gz_bytes
 
 # Output tags of WriteChunkFn.
 PACKAGE_FRAGMENTS = "package_fragments"
@@ -30,7 +33,10 @@ def _by_key(ref):
 
 class WriteChunkFn(beam.DoFn):
     """(chunk key, {chunk: [ChunkRef], decisions: [bytes]}) -> statistics (main output) and
-    package fragments (PACKAGE_FRAGMENTS: ((package, date), (path, first batch, batches)))."""
+    package fragments (PACKAGE_FRAGMENTS: ((package, date), (path, first batch, batches))).
+
+    The chunk is read back one record batch at a time and every output streams into its own
+    file (one per partition, audit day and chunk), so memory holds one batch, not the chunk."""
 
     def __init__(self, config: Config, workdir: WorkDir, days: frozenset[int] | None, packages: bool):
         self._config = config
@@ -40,6 +46,7 @@ class WriteChunkFn(beam.DoFn):
 
     def setup(self):
         self._workdir.activate()
+        keep_freed_memory()
 
     def process(self, element):
         key, grouped = element
@@ -47,75 +54,134 @@ class WriteChunkFn(beam.DoFn):
         if len(refs) != 1:
             raise RuntimeError(f"chunk {key!r} has {len(refs)} staged files; expected one")  # a bug, not bad input
         ref = refs[0]
-        with storage.open_arrow_input(ref.path, whole=True) as source:
-            table = pa.ipc.open_file(source).read_all()
         decisions = parts.decisions_from(list(grouped["decisions"]))
-        keep, copies = parts.apply_decisions(table.num_rows, decisions)
-        days = parts.days_of(table)
-        in_range = parts.selected(days, self._days)
-        file_id = chunk_file_id(key)
-        stats = {"rows_written": {}, "dates_seen": {}, "duplicates_removed": {}, "outside_selected_dates": 0}
-        for day in set(days[keep].tolist()):
-            stats["dates_seen"][day_to_date(day)] = True
-        self._write_rows(table, keep, copies, in_range, file_id, stats)
-        self._write_duplicates(table, decisions, file_id, stats)
+        keep, copies = parts.apply_decisions(ref.rows, decisions)
+        out = _ChunkOutputs(self._config, self._workdir, chunk_file_id(key))
+        left_out: dict[str, int] = {}
+        dates_seen: set[int] = set()
+        outside = 0
+        try:
+            with storage.open_arrow_input(ref.path, stream=True) as source:
+                reader = pa.ipc.open_file(source)
+                offset = 0
+                for index in range(reader.num_record_batches):
+                    batch = pa.Table.from_batches([reader.get_batch(index)])
+                    rows = slice(offset, offset + batch.num_rows)
+                    days = parts.days_of(batch)
+                    in_range = parts.selected(days, self._days)
+                    kept = keep[rows]
+                    dates_seen.update(days[kept].tolist())
+                    outside += int((kept & ~in_range).sum())
+                    for stream, date, part in parts.kept_partitions(batch, kept, copies[rows], in_range):
+                        out.write(("warehouse", stream, date), part)
+                    for date, audit in parts.duplicate_rows(batch, parts.decisions_in(decisions, offset, batch.num_rows), self._days):
+                        out.write(("duplicates", date), audit)
+                    if self._packages:
+                        package_rows, dropped = parts.package_rows(batch, kept, in_range, self._config.orgs)
+                        for reason, n in dropped.items():
+                            left_out[reason] = left_out.get(reason, 0) + n
+                        for package, day, start, stop in parts.package_groups(package_rows):
+                            out.write(("package", package, day_to_date(day)), package_rows.slice(start, stop - start))
+                    offset += batch.num_rows
+        finally:
+            out.close()
         removed = decisions[decisions["kind"] != KEEP]
-        outside = int((keep & ~in_range).sum())
         if self._days is not None and len(removed):
             outside += int((~parts.selected(removed["kept_recv"] // US_PER_DAY, self._days)).sum())
-        stats["outside_selected_dates"] = outside
+        stats = {
+            "rows_written": {},
+            "dates_seen": {day_to_date(d): True for d in dates_seen},
+            "duplicates_removed": out.duplicate_stats(),
+            "outside_selected_dates": outside,
+        }
+        for (_kind, stream, date), writer in out.tables("warehouse"):
+            stats["rows_written"].setdefault(stream, {})[date] = writer.rows
+            count(f"rows_{stream}", writer.rows)
+        for kind in KIND_NAMES.values():
+            count(f"duplicates_{kind}", stats["duplicates_removed"].get("by_kind", {}).get(kind, 0))
         if self._packages:
-            yield from self._write_package_fragments(table, keep, in_range, file_id, stats)
+            stats["package_left_out"] = left_out
+            for (package, date), (path, first, batches) in out.fragments():
+                yield beam.pvalue.TaggedOutput(PACKAGE_FRAGMENTS, ((package, date), (path, first, batches)))
         yield stats
 
-    def _write_rows(self, table, keep, copies, in_range, file_id, stats):
-        fmt = self._config.format
-        out = self._config.output
-        for stream, date, rows in parts.kept_partitions(table, keep, copies, in_range):
-            path = self._workdir.path("warehouse", stream, f"dt={date}", f"part-{file_id}{EXTENSIONS[fmt]}")
-            self._workdir.guard(path, write_table, path, rows, fmt, out.parquet_compression, out.avro_codec)
-            written = stats["rows_written"].setdefault(stream, {})
-            written[date] = written.get(date, 0) + rows.num_rows
-            count(f"rows_{stream}", rows.num_rows)
 
-    def _write_duplicates(self, table, decisions, file_id, stats):
-        removed = stats["duplicates_removed"]
-        for date, audit in parts.duplicate_rows(table, decisions, self._days):
-            path = self._workdir.path("duplicates", f"dt={date}", f"part-{file_id}.parquet")
-            self._workdir.guard(path, write_table, path, audit, "parquet", self._config.output.parquet_compression)
-            kinds = audit.column("kind").to_pylist()
-            sources = audit.column("event_source").to_pylist()
-            names = audit.column("name").to_pylist()
-            for kind, source, name in zip(kinds, sources, names):
-                _bump(removed, "by_kind", kind)
-                _bump(removed, "by_source", source)
-                _bump(removed, "by_dt", date)
-                _bump(removed, "by_name", name)
-                _bump(removed.setdefault("by_source_kind", {}), source, kind)
-        for kind in KIND_NAMES.values():
-            count(f"duplicates_{kind}", removed.get("by_kind", {}).get(kind, 0))
+class _ChunkOutputs:
+    """The files one chunk writes, opened on first use: a writer per warehouse partition and
+    per duplicates day, and one Arrow file of package rows whose batches are grouped by
+    (package, day)."""
 
-    def _write_package_fragments(self, table, keep, in_range, file_id, stats):
-        rows, left_out = parts.package_rows(table, keep, in_range, self._config.orgs)
-        stats["package_left_out"] = left_out
-        if not rows.num_rows:
+    def __init__(self, config: Config, workdir: WorkDir, file_id: str):
+        self._config = config
+        self._workdir = workdir
+        self._file_id = file_id
+        self._writers: dict[tuple, object] = {}
+        self._fragments: dict[tuple[str, str], list[int]] = {}
+        self._dup_stats: dict = {}
+
+    def write(self, target: tuple, table: pa.Table) -> None:
+        kind = target[0]
+        if kind == "package":
+            writer = self._writer(("package",), self._workdir.scratch_path("package_fragments", f"{self._file_id}.arrow"), PACKAGE_SCHEMA, "arrow")
+            for start in range(0, table.num_rows, PACKAGE_BATCH_ROWS):
+                self._fragments.setdefault(target[1:], []).append(writer.batches)
+                writer.write(table.slice(start, PACKAGE_BATCH_ROWS))
             return
-        path = self._workdir.scratch_path("package_fragments", f"{file_id}.arrow")
-        groups = []
+        if kind == "warehouse":
+            _, stream, date = target
+            fmt = self._config.format
+            path = self._workdir.path("warehouse", stream, f"dt={date}", f"part-{self._file_id}{EXTENSIONS[fmt]}")
+            self._writer(target, path, OUTPUT_SCHEMA, fmt).write(table)
+            return
+        _, date = target
+        path = self._workdir.path("duplicates", f"dt={date}", f"part-{self._file_id}.parquet")
+        self._writer(target, path, DUPLICATES_SCHEMA, "parquet").write(table)
+        removed = self._dup_stats
+        for kind_name, source, name in zip(table.column("kind").to_pylist(), table.column("event_source").to_pylist(), table.column("name").to_pylist()):
+            _bump(removed, "by_kind", kind_name)
+            _bump(removed, "by_source", source)
+            _bump(removed, "by_dt", date)
+            _bump(removed, "by_name", name)
+            _bump(removed.setdefault("by_source_kind", {}), source, kind_name)
 
-        def write(sink):
-            with pa.ipc.new_file(sink, rows.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-                batch = 0
-                for package, day, start, stop in parts.package_groups(rows):
-                    first = batch
-                    for offset in range(start, stop, PACKAGE_BATCH_ROWS):
-                        writer.write_table(rows.slice(offset, min(PACKAGE_BATCH_ROWS, stop - offset)))
-                        batch += 1
-                    groups.append((package, day_to_date(day), first, batch - first))
+    def _writer(self, target: tuple, path: str, schema, fmt: str):
+        writer = self._writers.get(target)
+        if writer is None:
+            output = self._config.output
+            writer = self._writers[target] = GuardedWriter(
+                self._workdir, path, schema, fmt, parquet_compression=output.parquet_compression, avro_codec=output.avro_codec
+            )
+        return writer
 
-        self._workdir.guard(path, storage.write_arrow, path, write)
-        for package, date, first, batches in groups:
-            yield beam.pvalue.TaggedOutput(PACKAGE_FRAGMENTS, ((package, date), (path, first, batches)))
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    def tables(self, kind: str):
+        return [(target, writer) for target, writer in sorted(self._writers.items()) if target[0] == kind]
+
+    def duplicate_stats(self) -> dict:
+        return self._dup_stats
+
+    def fragments(self):
+        """((package, date), (path, first batch, number of batches)) per group, in order. A group's
+        batches are consecutive: rows arrive sorted by (package, day) within each input batch,
+        and each input batch's groups are written before the next batch's."""
+        if ("package",) not in self._writers:
+            return []
+        path = self._writers[("package",)].path
+        out = []
+        for (package, date), batches in sorted(self._fragments.items()):
+            # a group may recur in several input batches: report each consecutive run
+            runs, start, previous = [], batches[0], batches[0]
+            for b in batches[1:]:
+                if b != previous + 1:
+                    runs.append((start, previous - start + 1))
+                    start = b
+                previous = b
+            runs.append((start, previous - start + 1))
+            out.extend(((package, date), (path, first, n)) for first, n in runs)
+        return out
 
 
 def _bump(counter: dict, section: str, key) -> None:
