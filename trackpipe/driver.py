@@ -49,6 +49,7 @@ class Job:
     shards: int
     keys: PackageKeys
     info: RunInfo
+    quiet: bool = False
 
 
 def new_run_id() -> str:
@@ -136,6 +137,7 @@ def prepare(opts, beam_flags: list[str]) -> Job:
         shards=opts.dedup_shards,
         keys=keys,
         info=info,
+        quiet=bool(opts.quiet),
     )
 
 
@@ -172,8 +174,9 @@ def execute(job: Job, pipeline_options, build) -> dict:
         try:
             pipeline = make_pipeline(pipeline_options)
             build(pipeline, job)
-            result = pipeline.run()
-            result.wait_until_finish()
+            with progress_display(job):
+                result = pipeline.run()
+                result.wait_until_finish()
             state = str(getattr(result, "state", "DONE"))
             if "DONE" not in state.upper():
                 raise TrackpipeError(f"the pipeline ended in state {state}")
@@ -188,6 +191,17 @@ def execute(job: Job, pipeline_options, build) -> dict:
         return manifest
     finally:
         lock.release()
+
+
+def progress_display(job: Job):
+    """Live progress on stderr while the pipeline runs (nothing with --quiet)."""
+    from contextlib import nullcontext
+
+    from trackpipe.progress import PROGRESS_DIR, ProgressMonitor
+
+    if job.quiet:
+        return nullcontext()
+    return ProgressMonitor(job.workdir.path(PROGRESS_DIR))
 
 
 def beam_counters(result) -> dict[str, int]:
@@ -307,18 +321,22 @@ def summary(manifest: dict, wall_seconds: float) -> str:
     out = [f"trackpipe {__version__} run {manifest['run_id']}: {wall_seconds:.1f} s, {rate:,.0f} events/s", ""]
 
     def row(label, value):
-        out.append(f"  {label:<22} {value}")
+        out.append(f"  {label:<26} {value}")
 
     row("input files", f"{len(manifest['inputs']):,}")
     row("lines read", f"{lines_read:,}")
     row("blank lines", f"{rec['blank_lines']:,}")
-    rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(manifest["rejected"].items(), key=lambda kv: -kv[1]))
-    row("rejected", f"{rec['rejected']:,}" + (f"  ({rejected})" if rejected else ""))
+    non_blank = max(lines_read - rec["blank_lines"], 1)
+    row("rejected", f"{rec['rejected']:,} ({rec['rejected'] / non_blank:.2%} of non-blank lines)")
+    for reason, n in sorted(manifest["rejected"].items(), key=lambda kv: -kv[1])[:3]:
+        row(f"  {reason}", f"{n:,}")
     dups = manifest["duplicates_removed"]
     kinds = ", ".join(f"{k} {v:,}" for k, v in dups["by_kind"].items())
     row("duplicates removed", f"{dups['total']:,}" + (f"  ({kinds})" if kinds else ""))
+    kept_by_source = manifest.get("rows_written_by_source", {})
     for source, n in dups.get("by_source", {}).items():
-        row(f"  from {source}", f"{n:,}")
+        share = n / (n + kept_by_source.get(source, 0)) if n + kept_by_source.get(source, 0) else 0.0
+        row(f"  from {source}", f"{n:,} ({share:.2%} of {source} events)")
     if rec["outside_selected_dates"]:
         row("outside selected days", f"{rec['outside_selected_dates']:,}")
     row("rows written", f"{rec['rows_written']:,}")

@@ -87,6 +87,7 @@ def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], parti
         },
         "rows_written": rows,
         "rows_written_total": rows_total,
+        "rows_written_by_source": _sorted(stats.get("rows_by_source", {})),
         "outside_selected_dates": reconciliation["outside_selected_dates"],
         "input_errors": sorted(stats.get("input_errors", []), key=lambda e: e["file"]),
         "partitions": partitions,

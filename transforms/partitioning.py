@@ -65,6 +65,11 @@ def selected(days: np.ndarray, wanted: frozenset[int] | None) -> np.ndarray:
     return np.isin(days, np.fromiter(wanted, dtype=np.int64, count=len(wanted)))
 
 
+def value_counts(table: pa.Table, column: str) -> list[tuple[str, int]]:
+    counted = pc.value_counts(table.column(column)).to_pylist()
+    return [(item["values"], item["counts"]) for item in counted]
+
+
 def _group_bounds(*keys: np.ndarray) -> Iterator[tuple[int, int]]:
     """(start, stop) of runs of equal values over already sorted key arrays."""
     n = len(keys[0])

@@ -16,6 +16,7 @@ from trackpipe import faults, storage
 from trackpipe.config import Config
 from trackpipe.errors import InputError, TrackpipeError
 from trackpipe.memory import keep_freed_memory, no_gc
+from trackpipe.progress import PROGRESS_DIR, ProgressWriter
 from trackpipe.workdir import WorkDir
 from transforms.chunks import ChunkBuilder, StagedChunk, chunk_file_id
 from transforms.dedup_logic import shard_of
@@ -29,6 +30,27 @@ from transforms.writers import GuardedWriter
 FINGERPRINTS = "fingerprints"
 REJECTS = "rejects"
 STATS = "stats"
+
+
+PROGRESS_LINES = 8192  # lines between progress updates
+
+
+class _CountingReader:
+    """Counts the bytes read from a stream (for progress: compressed bytes of the file)."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._pending = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._pending += len(data)
+        return data
+
+    def take(self) -> int:
+        """Bytes read since the last call."""
+        pending, self._pending = self._pending, 0
+        return pending
 
 
 class ChunkRef(NamedTuple):
@@ -62,6 +84,8 @@ class MatchPatternFn(beam.DoFn):
             self._workdir.fail(str(exc))
         if not found:
             self._workdir.fail(f"--input {pattern} matches no file")
+        progress = ProgressWriter.for_folder(self._workdir.path(PROGRESS_DIR))
+        progress.add(flush=True, files_total=len(found), bytes_total=sum(size for _, size in found))
         for path, size in found:
             yield InputFile(path, size)
 
@@ -118,11 +142,15 @@ class ReadAndStageFn(beam.DoFn):
         lines = 0
         chunks = 0
         error = None
+        progress = ProgressWriter.for_folder(self._workdir.path(PROGRESS_DIR))
         try:
-            with storage.open_read(infile.path) as stream:
+            with storage.open_read(infile.path) as raw:
+                stream = _CountingReader(raw)
                 for line in iter_lines(stream, infile.path, read.max_line_bytes, read.reject_line_chars):
                     lines += 1
                     builder.add(lines, line)
+                    if not lines % PROGRESS_LINES:
+                        progress.add(lines=PROGRESS_LINES, bytes_read=stream.take())
                     if builder.full():
                         chunks += 1
                         yield from self._stage(builder.build())
@@ -139,6 +167,7 @@ class ReadAndStageFn(beam.DoFn):
         if builder.pending():
             chunks += 1
             yield from self._stage(builder.build())
+        progress.add(flush=True, files_done=1, lines=lines % PROGRESS_LINES, bytes_read=stream.take() if not error else 0)
         stats = {"files": {infile.path: {"lines": lines, "bytes": infile.size, "chunks": chunks}}, "lines_read": lines}
         if error:
             stats["input_errors"] = [{"file": infile.path, "error": error, "lines_read": lines}]
@@ -156,6 +185,7 @@ class ReadAndStageFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, stats)
         if chunk.rejects:
             yield beam.pvalue.TaggedOutput(REJECTS, (chunk.key, chunk.rejects))
+        ProgressWriter.for_folder(self._workdir.path(PROGRESS_DIR)).add(events=chunk.rows, chunks_staged=1 if chunk.rows else 0)
         if not chunk.rows:
             return
         yield ChunkRef(chunk.key, chunk.path, chunk.source_file, chunk.rows)

@@ -12,6 +12,7 @@ import pyarrow as pa
 from trackpipe import storage
 from trackpipe.config import Config
 from trackpipe.memory import keep_freed_memory
+from trackpipe.progress import PROGRESS_DIR, ProgressWriter
 from trackpipe.workdir import WorkDir
 from transforms import partitioning as parts
 from transforms.chunks import chunk_file_id
@@ -58,6 +59,7 @@ class WriteChunkFn(beam.DoFn):
         keep, copies = parts.apply_decisions(ref.rows, decisions)
         out = _ChunkOutputs(self._config, self._workdir, chunk_file_id(key))
         left_out: dict[str, int] = {}
+        by_source: dict[str, int] = {}
         dates_seen: set[int] = set()
         outside = 0
         try:
@@ -74,6 +76,8 @@ class WriteChunkFn(beam.DoFn):
                     outside += int((kept & ~in_range).sum())
                     for stream, date, part in parts.kept_partitions(batch, kept, copies[rows], in_range):
                         out.write(("warehouse", stream, date), part)
+                        for source, n in parts.value_counts(part, "event_source"):
+                            by_source[source] = by_source.get(source, 0) + n
                     for date, audit in parts.duplicate_rows(batch, parts.decisions_in(decisions, offset, batch.num_rows), self._days):
                         out.write(("duplicates", date), audit)
                     if self._packages:
@@ -88,11 +92,13 @@ class WriteChunkFn(beam.DoFn):
         removed = decisions[decisions["kind"] != KEEP]
         if self._days is not None and len(removed):
             outside += int((~parts.selected(removed["kept_recv"] // US_PER_DAY, self._days)).sum())
+        ProgressWriter.for_folder(self._workdir.path(PROGRESS_DIR)).add(flush=True, chunks_written=1)
         stats = {
             "rows_written": {},
             "dates_seen": {day_to_date(d): True for d in dates_seen},
             "duplicates_removed": out.duplicate_stats(),
             "outside_selected_dates": outside,
+            "rows_by_source": by_source,
         }
         for (_kind, stream, date), writer in out.tables("warehouse"):
             stats["rows_written"].setdefault(stream, {})[date] = writer.rows
