@@ -9,6 +9,7 @@ Order of a run:
 5. the manifest is read back and summarised; `--load` loads the run's days.
 A failure at any step leaves the previous outputs as they were and prints one line.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -415,8 +416,15 @@ def run(argv: list[str], build, prog: str = "trackpipe run") -> int:
         if opts.load:
             from trackpipe.warehouse import load_output
 
-            report = load_output(job.info.output, opts.load, dates=list(manifest["dates"]), config=job.config)
+            try:
+                report = load_output(job.info.output, opts.load, dates=list(manifest["dates"]), config=job.config)
+            except TrackpipeError as exc:
+                raise TrackpipeError(
+                    f"the run {job.info.run_id} was published, but loading it failed: {exc} "
+                    f"(retry with: trackpipe load --output {job.info.output} --warehouse ...)"
+                ) from None
             if not opts.quiet:
+                print()
                 print(report)
     except TrackpipeError as exc:
         if os.environ.get("TRACKPIPE_DEBUG"):
@@ -424,4 +432,3 @@ def run(argv: list[str], build, prog: str = "trackpipe run") -> int:
         print(f"trackpipe: error: {exc}", file=sys.stderr)
         return 1
     return 0
-
