@@ -4,6 +4,7 @@ Installable with `pip install .`; Dataflow and Flink workers install it through
 `--setup_file ./setup.py`, so every runtime dependency is declared here (read from
 requirements.txt, where the versions are pinned).
 """
+
 from pathlib import Path
 
 from setuptools import find_packages, setup

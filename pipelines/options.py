@@ -3,6 +3,7 @@
 
 Runner and path flags live here; domain settings live in the YAML config (trackpipe.config).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,15 +53,13 @@ def add_run_arguments(parser, beam_parser: bool = False) -> None:
         "--max-reject-ratio",
         type=float,
         metavar="R",
-        help="Fail without publishing when more than this share of non-blank lines is rejected "
-        "(default: config `max_reject_ratio`, 0.05).",
+        help="Fail without publishing when more than this share of non-blank lines is rejected (default: config `max_reject_ratio`, 0.05).",
     )
     _add_switch(parser, "--no-package", help="Do not build research data packages.")
     parser.add_argument(
         "--load",
         metavar="URL",
-        help="After a successful run, load its days into a warehouse: duckdb:///path.duckdb or "
-        "postgresql://user:password@host:port/db.",
+        help="After a successful run, load its days into a warehouse: duckdb:///path.duckdb or postgresql://user:password@host:port/db.",
     )
     parser.add_argument(
         "--dedup-shards",

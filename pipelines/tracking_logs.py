@@ -7,6 +7,7 @@ packages and the run manifest.
 takes the same flags as `trackpipe run`. `build` reads like the recipe it is; each step is a
 composite transform that tests use directly.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Shared pytest fixtures. Service fixtures (S3, PostgreSQL, GnuPG) live in tests/services.py."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,5 +19,6 @@ def real_logs(tmp_path: Path) -> Path:
         shutil.copy(path, folder / path.name)
     shutil.copy(REAL_EVENTS / "event-routing-backends" / "tracking-log" / "tracking.log", folder / "tutor-tracking.log")
     return folder
+
 
 from tests.services import *  # noqa: E402,F401,F403 - s3_server, s3_bucket, postgres_server, pg_url, gpg_keys

@@ -1,4 +1,5 @@
 """Helpers for whole-run tests: run the CLI, read outputs back."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """Tier 1: the config is checked at start and configs/default.yaml documents the defaults."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,7 +81,11 @@ def test_org_config(tmp_path):
     assert orgs.package_names("mitxpro") == ("mitx",)
     assert orgs.package_names("SHARED") == ("harvardx", "mitx")
     assert orgs.package_names("DelftX") == ()
-    assert orgs.recipients_for("mitx") == (str(tmp_path / "keys/mitx.asc"), "0123456789ABCDEF0123456789ABCDEF01234567", str(tmp_path / "keys/master.asc"))
+    assert orgs.recipients_for("mitx") == (
+        str(tmp_path / "keys/mitx.asc"),
+        "0123456789ABCDEF0123456789ABCDEF01234567",
+        str(tmp_path / "keys/master.asc"),
+    )
     assert orgs.recipients_for("harvardx") == (str(tmp_path / "keys/master.asc"),)
     assert orgs.host_excluded("Studio.Example.org") and not orgs.host_excluded("courses.example.org")
 

@@ -1,4 +1,5 @@
 """Tier 1: the duplicate rule on fingerprint records (no Beam)."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,8 +28,17 @@ def records(lines: list[str], parser: LineParser = PARSER) -> np.ndarray:
     recs = np.empty(len(lines), FP_DTYPE)
     for row, text in enumerate(lines):
         ev = parser.parse(text.encode())
-        recs[row] = (ev.identity >> 64, ev.identity & (2**64 - 1), ev.exact >> 64, ev.exact & (2**64 - 1),
-                     ev.received_at, ev.time, ev.tiebreak, row, ev.client)
+        recs[row] = (
+            ev.identity >> 64,
+            ev.identity & (2**64 - 1),
+            ev.exact >> 64,
+            ev.exact & (2**64 - 1),
+            ev.received_at,
+            ev.time,
+            ev.tiebreak,
+            row,
+            ev.client,
+        )
     return recs
 
 

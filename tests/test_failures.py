@@ -1,4 +1,5 @@
 """Failure behaviour: nothing lost, nothing half-published, one clear line on stderr."""
+
 from __future__ import annotations
 
 import gzip
@@ -40,7 +41,9 @@ def _one_line(result) -> str:
 
 
 def _snapshot(out: Path) -> dict[str, bytes]:
-    return {rel: (out / rel).read_bytes() for rel in files_under(out) if rel.split("/")[0] in ("warehouse", "research_package", "duplicates")}
+    return {
+        rel: (out / rel).read_bytes() for rel in files_under(out) if rel.split("/")[0] in ("warehouse", "research_package", "duplicates")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,7 @@ def clean_run(corpus, tmp_path_factory):
 
 
 # --- too many rejects -------------------------------------------------------------------------
+
 
 def test_a_glob_pointing_at_non_log_files_fails_loudly(tmp_path):
     folder = tmp_path / "notlogs"
@@ -78,6 +82,7 @@ def test_reject_ratio_can_be_raised(tmp_path, real_logs):
 
 
 # --- corrupt input ----------------------------------------------------------------------------
+
 
 def test_bad_crc_names_the_file(tmp_path, real_logs):
     data = bytearray(gzip.compress((real_logs / "problem_response_tracking.log").read_bytes()))
@@ -125,6 +130,7 @@ def test_an_unreadable_file_names_the_file(tmp_path, monkeypatch):
 
 
 # --- interrupted runs -------------------------------------------------------------------------
+
 
 def _start(corpus, out, env=None):
     cmd = [sys.executable, "-m", "trackpipe.cli", "run", "--input", str(corpus), "--output", str(out), "--quiet"]
@@ -181,6 +187,7 @@ def test_sigkill_at_any_moment_loses_nothing(corpus, clean_run, tmp_path, moment
 
 # --- idempotence ------------------------------------------------------------------------------
 
+
 def test_day_then_two_days_never_duplicates_the_first(corpus, clean_run, tmp_path):
     out = tmp_path / "out"
     days = sorted(manifest(clean_run)["rows_written"]["research"])
@@ -194,6 +201,7 @@ def test_day_then_two_days_never_duplicates_the_first(corpus, clean_run, tmp_pat
 
 
 # --- concurrent runs --------------------------------------------------------------------------
+
 
 def test_a_second_run_refuses_while_the_first_holds_the_lock(tmp_path, real_logs):
     out = tmp_path / "out"
@@ -229,6 +237,7 @@ def test_two_runs_started_together_never_interleave(corpus, clean_run, tmp_path)
 
 # --- the output's disk ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     mount = tmp_path / "disk"
@@ -262,6 +271,7 @@ def test_read_only_output_is_a_clear_error(small_disk, real_logs):
 
 
 # --- config errors at start -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "config, message",

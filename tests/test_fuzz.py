@@ -1,5 +1,6 @@
 """Property-based tests: whatever bytes arrive, the parser never raises and every line ends in
 exactly one place (blank, rejected, event); staging those results into Arrow never fails."""
+
 from __future__ import annotations
 
 import io
@@ -18,14 +19,13 @@ PARSER = LineParser(Config())
 REAL = Path(__file__).parent / "fixtures" / "real-events"
 SAMPLES = [
     line
-    for path in sorted((REAL / "edx-analytics-pipeline").glob("*.log"))[:6] + [REAL / "event-routing-backends" / "tracking-log" / "tracking.log"]
+    for path in sorted((REAL / "edx-analytics-pipeline").glob("*.log"))[:6]
+    + [REAL / "event-routing-backends" / "tracking-log" / "tracking.log"]
     for line in path.read_bytes().split(b"\n")
     if line.strip()
 ][:400]
 
-ODD_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=(), min_codepoint=0, max_codepoint=0x10FFFF), max_size=200
-)
+ODD_TEXT = st.text(alphabet=st.characters(blacklist_categories=(), min_codepoint=0, max_codepoint=0x10FFFF), max_size=200)
 
 
 def _classify(line: bytes) -> str:
@@ -71,7 +71,13 @@ LINES = st.one_of(
     mutated_real_event(),
     ODD_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass").replace(b"\n", b"")),
     ODD_TEXT.map(_json_with),
-    ODD_TEXT.map(lambda t: ('{"event_type": "x", "time": "2026-11-02T00:00:00Z", "username": "' + t + '"}').encode("utf-8", "surrogatepass").replace(b"\n", b"")),
+    ODD_TEXT.map(
+        lambda t: (
+            ('{"event_type": "x", "time": "2026-11-02T00:00:00Z", "username": "' + t + '"}')
+            .encode("utf-8", "surrogatepass")
+            .replace(b"\n", b"")
+        )
+    ),
     st.integers(0, 3).map(lambda k: b'{"event_type": "x", "time": "2026-11-02T00:00:00Z", "event": "' + b"y" * (10**k * 5000) + b'"}'),
     st.integers(1, 400).map(lambda d: b'{"event_type": "x", "time": "2026-11-02T00:00:00Z", "e": ' + b"[" * d + b"]" * d + b"}"),
 )

@@ -1,5 +1,6 @@
 """Tests of trackpipe.generate: determinism, layout, the line-count invariant, realism, and an
 independent brute-force re-computation of expected.json from the written files."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,10 @@ import pytest
 from trackpipe.generate import _generate, add_arguments, generate
 
 EVENTS, SEED, DAYS, FILES = 20_000, 1234, 2, 3
-NAME_RE = re.compile(r"^logs/tracking/(prod-edx-edxapp-lms|prod-edx-worker|prod-edx-edxapp-cms)/"
-                     r"(i-0[0-9a-f]{16})/tracking\.log-(\d{8})-(\d+)\.gz$")
+NAME_RE = re.compile(
+    r"^logs/tracking/(prod-edx-edxapp-lms|prod-edx-worker|prod-edx-edxapp-cms)/"
+    r"(i-0[0-9a-f]{16})/tracking\.log-(\d{8})-(\d+)\.gz$"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,7 +40,7 @@ def parse_time(value):
 
 def key_org(course_id: str):
     if course_id.startswith("course-v1:"):
-        return course_id[len("course-v1:"):].split("+")[0] or None
+        return course_id[len("course-v1:") :].split("+")[0] or None
     parts = course_id.split("/")
     return parts[0] if len(parts) == 3 and parts[0] else None
 
@@ -91,7 +94,7 @@ def classify(raw: bytes):
             return "not_json", None
         return "not_an_object", None
     try:
-        obj = json.loads(text[i:j + 1]) if j > i else None
+        obj = json.loads(text[i : j + 1]) if j > i else None
     except ValueError:
         obj = None
     if not isinstance(obj, dict):
@@ -137,12 +140,18 @@ def reference(out: Path) -> dict:
             if ctx and "received_at" in ctx:
                 ident["context"] = {k: v for k, v in ctx.items() if k != "received_at"}
             name = obj["name"] if "name" in obj else obj.get("event_type")
-            events.append({
-                "identity": canon(ident), "content": canon(obj), "t": t, "recv": recv,
-                "source": obj.get("event_source", "server"), "seq": len(events),
-                "stream": "internal_bi" if isinstance(name, str) and name.startswith("edx.bi.") else "research",
-                "org": org_of(obj)[0],
-            })
+            events.append(
+                {
+                    "identity": canon(ident),
+                    "content": canon(obj),
+                    "t": t,
+                    "recv": recv,
+                    "source": obj.get("event_source", "server"),
+                    "seq": len(events),
+                    "stream": "internal_bi" if isinstance(name, str) and name.startswith("edx.bi.") else "research",
+                    "org": org_of(obj)[0],
+                }
+            )
     groups = defaultdict(list)
     for e in events:
         groups[e["identity"]].append(e)
@@ -161,8 +170,7 @@ def reference(out: Path) -> dict:
                 distinct.append(e)
         anchors = []
         for e in distinct:
-            if e["source"] in ("browser", "mobile") and any(
-                    abs((e["t"] - a["t"]).total_seconds()) <= 5 for a in anchors):
+            if e["source"] in ("browser", "mobile") and any(abs((e["t"] - a["t"]).total_seconds()) <= 5 for a in anchors):
                 dup["client_resend"] += 1
                 dup_src[e["source"]] += 1
             else:
@@ -176,8 +184,11 @@ def reference(out: Path) -> dict:
         if e["stream"] == "research" and e["org"]:
             org_rows[e["org"]][day] += 1
     return {
-        "lines_read": lines_read, "blank_lines": blank, "rejected": dict(rejected),
-        "duplicates_removed": dict(dup), "duplicates_by_source": dict(dup_src),
+        "lines_read": lines_read,
+        "blank_lines": blank,
+        "rejected": dict(rejected),
+        "duplicates_removed": dict(dup),
+        "duplicates_by_source": dict(dup_src),
         "rows": {k: dict(v) for k, v in rows.items()},
         "org_rows": {k: dict(v) for k, v in org_rows.items()},
         "events": len(events),
@@ -200,8 +211,7 @@ def corpus(tmp_path_factory):
 def lines(corpus):
     """(relative path, raw line) of every physical line."""
     out = corpus[0]
-    return [(p.relative_to(out).as_posix(), raw)
-            for p in sorted((out / "logs").rglob("*.gz")) for raw in read_lines(p)]
+    return [(p.relative_to(out).as_posix(), raw) for p in sorted((out / "logs").rglob("*.gz")) for raw in read_lines(p)]
 
 
 @pytest.fixture(scope="module")
@@ -217,12 +227,19 @@ def parsed(lines):
 def test_expected_json_written_and_returned(corpus):
     out, expected, _ = corpus
     assert json.loads((out / "expected.json").read_text()) == expected
-    assert list(expected) == ["generator", "files", "lines_read", "blank_lines", "rejected",
-                              "duplicates_removed", "duplicates_by_source", "rows", "org_rows"]
-    assert expected["generator"] == {"events": EVENTS, "seed": SEED, "days": DAYS, "files": FILES,
-                                     "start_date": "2026-11-02"}
-    assert list(expected["rejected"]) == ["not_json", "not_an_object", "missing_event_type",
-                                          "missing_time", "bad_time"]
+    assert list(expected) == [
+        "generator",
+        "files",
+        "lines_read",
+        "blank_lines",
+        "rejected",
+        "duplicates_removed",
+        "duplicates_by_source",
+        "rows",
+        "org_rows",
+    ]
+    assert expected["generator"] == {"events": EVENTS, "seed": SEED, "days": DAYS, "files": FILES, "start_date": "2026-11-02"}
+    assert list(expected["rejected"]) == ["not_json", "not_an_object", "missing_event_type", "missing_time", "bad_time"]
     assert list(expected["duplicates_removed"]) == ["exact", "client_resend"]
     assert list(expected["duplicates_by_source"]) == ["server", "browser", "mobile", "task"]
     assert set(expected["rows"]) == {"research", "internal_bi"}
@@ -244,8 +261,7 @@ def test_brute_force_reference_agrees(corpus):
 def test_invariant(corpus):
     _, e, _ = corpus
     rows = sum(n for per_day in e["rows"].values() for n in per_day.values())
-    assert e["lines_read"] == (e["blank_lines"] + sum(e["rejected"].values())
-                               + sum(e["duplicates_removed"].values()) + rows)
+    assert e["lines_read"] == (e["blank_lines"] + sum(e["rejected"].values()) + sum(e["duplicates_removed"].values()) + rows)
     assert e["lines_read"] == sum(f["lines"] for f in e["files"])
     assert sum(e["duplicates_by_source"].values()) == sum(e["duplicates_removed"].values())
     assert rows + sum(e["duplicates_removed"].values()) == EVENTS
@@ -293,10 +309,10 @@ def test_layout(corpus):
         group, _, ymd, epoch = m.groups()
         groups[group] += 1
         rot_day = datetime.strptime(ymd, "%Y%m%d").replace(tzinfo=UTC)
-        assert 0 < int(epoch) - rot_day.timestamp() < 15 * 60   # rotated minutes after midnight
+        assert 0 < int(epoch) - rot_day.timestamp() < 15 * 60  # rotated minutes after midnight
         raw = (out / f["path"]).read_bytes()
         assert len(raw) == f["bytes"]
-        assert raw[:8] == bytes.fromhex("1f8b080000000000")   # deflate, no file name, mtime 0
+        assert raw[:8] == bytes.fromhex("1f8b080000000000")  # deflate, no file name, mtime 0
         if group != "prod-edx-edxapp-cms":
             per_date[ymd] += 1
     first = date(2026, 11, 2)
@@ -312,14 +328,14 @@ def test_files_hold_two_arrival_days(parsed):
         ctx = obj.get("context") or {}
         t = parse_time(ctx.get("received_at")) or parse_time(obj.get("time", obj.get("timestamp")))
         by_file[path][t.date()] += 1
-        assert t.timestamp() <= int(NAME_RE.match(path).group(4))   # nothing arrives after rotation
+        assert t.timestamp() <= int(NAME_RE.match(path).group(4))  # nothing arrives after rotation
     for path, days in by_file.items():
         rot = datetime.strptime(NAME_RE.match(path).group(3), "%Y%m%d").date()
         main, late = days[rot - timedelta(days=1)], days[rot]
         total = sum(days.values())
         assert main / total > 0.95, path
         if "lms" in path:
-            assert 0 < late / total < 0.02, path        # events after midnight, before rotation
+            assert 0 < late / total < 0.02, path  # events after midnight, before rotation
 
 
 def test_realism(lines, parsed):
@@ -353,8 +369,8 @@ def test_realism(lines, parsed):
     assert sum(1 for _, _, o in parsed if "timestamp" in o) > 0
     assert any(t.endswith("Z") for t in times)
     assert any(t.endswith("+02:00") for t in times) and any(t.endswith("-05:00") for t in times)
-    assert any(re.fullmatch(r"[\d-]+T[\d:]+\+00:00", t) for t in times)          # no fraction
-    assert any(re.fullmatch(r"[\d-]+T[\d:.]+", t) for t in times)                 # no offset
+    assert any(re.fullmatch(r"[\d-]+T[\d:]+\+00:00", t) for t in times)  # no fraction
+    assert any(re.fullmatch(r"[\d-]+T[\d:.]+", t) for t in times)  # no offset
     # prefixes, NULs, CRLF, invalid UTF-8
     assert any(re.match(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \d+ \[tracking\] \[user ", r) for r in raws)
     assert any(re.match(rb"lms(-worker)?-\d+  \| \{", r) for r in raws)
@@ -385,10 +401,22 @@ def test_realism(lines, parsed):
     assert all(x >= 0 for x in lags)
     assert 0.02 < sum(1 for x in lags if 86400 <= x <= 3 * 86400) / len(lags) < 0.1
     names = Counter(o.get("name") or o["event_type"] for _, _, o in parsed)
-    for name in ("problem_check", "play_video", "pause_video", "seek_video", "edx.video.played",
-                 "edx.course.enrollment.activated", "edx.grades.problem.submitted", "edx.forum.thread.created",
-                 "seq_goto", "seq_next", "edx.ui.lms.link_clicked", "page_close",
-                 "edx.bi.user.account.registered", "edx.bi.course.upgrade.sidebarupsell.displayed"):
+    for name in (
+        "problem_check",
+        "play_video",
+        "pause_video",
+        "seek_video",
+        "edx.video.played",
+        "edx.course.enrollment.activated",
+        "edx.grades.problem.submitted",
+        "edx.forum.thread.created",
+        "seq_goto",
+        "seq_next",
+        "edx.ui.lms.link_clicked",
+        "page_close",
+        "edx.bi.user.account.registered",
+        "edx.bi.course.upgrade.sidebarupsell.displayed",
+    ):
         assert names[name] > 0, name
     # bad lines of every flavour
     texts = [r.replace(b"\0", b"").strip() for r in raws]
@@ -483,8 +511,7 @@ def test_small_and_odd_sizes(tmp_path):
 def test_add_arguments():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    ns = parser.parse_args(["--events", "10", "--seed", "3", "--out", "x", "--days", "2", "--files", "4",
-                            "--start-date", "2026-01-01"])
+    ns = parser.parse_args(["--events", "10", "--seed", "3", "--out", "x", "--days", "2", "--files", "4", "--start-date", "2026-01-01"])
     assert (ns.events, ns.seed, ns.out, ns.days, ns.files, ns.start_date) == (10, 3, "x", 2, 4, "2026-01-01")
     ns = parser.parse_args(["--events", "10", "--out", "x"])
     assert (ns.seed, ns.days, ns.files, ns.start_date) == (0, 1, 8, "2026-11-02")

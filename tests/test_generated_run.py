@@ -1,4 +1,5 @@
 """Tier 3: whole runs on a generated corpus, checked against the generator's exact counts."""
+
 from __future__ import annotations
 
 import gzip
@@ -84,7 +85,9 @@ def test_a_copy_whose_kept_twin_is_on_the_previous_day_is_not_written(tmp_path):
     before = dict(event, time="2026-11-02T23:59:59.500000+00:00")
     after = dict(event, time="2026-11-03T00:00:00.800000+00:00")
     (logs / "tracking.log-20261103-1").write_text(json.dumps(before) + "\n")
-    (logs / "tracking.log-20261104-1").write_text(json.dumps(after) + "\n" + json.dumps(dict(event, time="2026-11-03T10:00:00+00:00")) + "\n")
+    (logs / "tracking.log-20261104-1").write_text(
+        json.dumps(after) + "\n" + json.dumps(dict(event, time="2026-11-03T10:00:00+00:00")) + "\n"
+    )
     out = tmp_path / "out"
     run_cli("run", "--input", str(logs / "*"), "--output", str(out), "--date", "2026-11-03")
     m = manifest(out)

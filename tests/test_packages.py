@@ -1,4 +1,5 @@
 """Research data packages: layout, content, org config, encryption, manifests, reruns."""
+
 from __future__ import annotations
 
 import gzip
@@ -121,8 +122,7 @@ def test_org_config_aliases_shared_alias_and_excluded_hosts(tmp_path):
     ]
     config = _org_config(
         tmp_path,
-        "exclude_hosts: ['studio\\.example\\.org']\n"
-        "orgs:\n  MITx: {other_names: [mitxpro, SHARED]}\n  HarvardX: {other_names: [shared]}\n",
+        "exclude_hosts: ['studio\\.example\\.org']\norgs:\n  MITx: {other_names: [mitxpro, SHARED]}\n  HarvardX: {other_names: [shared]}\n",
     )
     out = tmp_path / "out"
     _run(_logs(tmp_path, lines), out, "--config", config)
@@ -153,11 +153,15 @@ def test_encryption_to_two_recipients_and_a_master_key(tmp_path, gpg_keys):
     assert result.returncode == 0
     folder = out / "research_package/mitx/edx/events/2026"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "MANIFEST-2026-11-02.json", "MANIFEST-2026-11-03.json",
-        "mitx-edx-events-2026-11-02.log.gz.gpg", "mitx-edx-events-2026-11-03.log.gz.gpg",
+        "MANIFEST-2026-11-02.json",
+        "MANIFEST-2026-11-03.json",
+        "mitx-edx-events-2026-11-02.log.gz.gpg",
+        "mitx-edx-events-2026-11-03.log.gz.gpg",
     ]
     encrypted = folder / "mitx-edx-events-2026-11-02.log.gz.gpg"
-    recipients = gpg_keys.gpg("--list-packets", str(encrypted)).stdout.decode() + gpg_keys.gpg("--list-packets", str(encrypted)).stderr.decode()
+    recipients = (
+        gpg_keys.gpg("--list-packets", str(encrypted)).stdout.decode() + gpg_keys.gpg("--list-packets", str(encrypted)).stderr.decode()
+    )
     decrypted = gpg_keys.gpg("--decrypt", str(encrypted)).stdout
     expected = (plain / "research_package/mitx/edx/events/2026/mitx-edx-events-2026-11-02.log.gz").read_bytes()
     assert gzip.decompress(decrypted) == gzip.decompress(expected)

@@ -1,4 +1,5 @@
 """Tier 1: the parsing rules, as plain functions, on real and synthetic lines."""
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ def event_line(**fields) -> str:
 
 # --- time -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "text, iso",
     [
@@ -60,6 +62,7 @@ def test_non_times_are_not_parsed(value):
 
 
 # --- rejects and blanks -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("line", [b"", b"   ", b"\r", b"\x00\x00\x00", b" \t \x00 \r"])
 def test_blank_lines(line):
@@ -146,6 +149,7 @@ def test_huge_event_is_kept():
 
 # --- fields -----------------------------------------------------------------------------------
 
+
 def test_name_is_preferred_over_event_type_and_source_defaults_to_server():
     line = '{"name": "edx.grades.problem.submitted", "event_type": "/courses/x", "time": "2023-05-23T14:12:17+00:00"}'
     result = parse(line)
@@ -160,7 +164,9 @@ def test_timestamp_stands_in_for_a_missing_time():
 
 
 def test_received_at_comes_from_context_when_parseable():
-    mobile = parse(event_line(event_source="mobile", time="2026-11-01T10:00:00+00:00", context={"received_at": "2026-11-03T08:00:00.5+00:00"}))
+    mobile = parse(
+        event_line(event_source="mobile", time="2026-11-01T10:00:00+00:00", context={"received_at": "2026-11-03T08:00:00.5+00:00"})
+    )
     assert us_to_iso(mobile.received_at) == "2026-11-03T08:00:00.500000+00:00"
     assert us_to_iso(mobile.time) == "2026-11-01T10:00:00+00:00"
     broken = parse(event_line(time="2026-11-01T10:00:00+00:00", context={"received_at": "soon"}))
@@ -198,6 +204,7 @@ def test_export_false_in_payload():
 
 # --- orgs and course keys ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "course_id, org",
     [
@@ -218,8 +225,14 @@ def test_org_of_course_id(course_id, org):
     [
         ("https://courses.edx.org/courses/course-v1:HarvardX+CS50+X/courseware/abc/def", "course-v1:HarvardX+CS50+X"),
         ("http://courses.edx.org/courses/edX/DemoX/Demo_Course/courseware/d8a6/edx_introduction", "edX/DemoX/Demo_Course"),
-        ("/courses/course-v1:edX+DemoX+Demo_Course/xblock/block-v1:edX+DemoX+Demo_Course+type@problem+block@93/handler/x", "course-v1:edX+DemoX+Demo_Course"),
-        ("http://local.overhang.io/xblock/block-v1:edX+DemoX+Demo_Course+type@vertical+block@134d?show_title=0", "course-v1:edX+DemoX+Demo_Course"),
+        (
+            "/courses/course-v1:edX+DemoX+Demo_Course/xblock/block-v1:edX+DemoX+Demo_Course+type@problem+block@93/handler/x",
+            "course-v1:edX+DemoX+Demo_Course",
+        ),
+        (
+            "http://local.overhang.io/xblock/block-v1:edX+DemoX+Demo_Course+type@vertical+block@134d?show_title=0",
+            "course-v1:edX+DemoX+Demo_Course",
+        ),
         ("https://courses.edx.org/courses/course-v1%3AMITx%2B6.002x%2B2T2024/info", "course-v1:MITx+6.002x+2T2024"),
         ("https://courses.edx.org/dashboard", None),
         (None, None),
@@ -239,6 +252,7 @@ def test_org_resolution_order():
 
 # --- fingerprints -----------------------------------------------------------------------------
 
+
 def test_identity_ignores_key_order_whitespace_and_escaping():
     a = '{"event_type":"seq_goto","time":"2026-11-02T10:00:00+00:00","page":"https://x/a/b","username":"é"}'
     b = '{ "username" : "\\u00e9", "page": "https:\\/\\/x\\/a\\/b",  "time": "2026-11-02T10:00:00Z", "event_type": "seq_goto" }'
@@ -252,7 +266,9 @@ def test_identity_ignores_key_order_whitespace_and_escaping():
 def test_time_and_received_at_are_delivery_fields():
     base = parse(event_line(event_source="mobile", context={"received_at": "2026-11-02T10:00:00+00:00"}))
     later_receipt = parse(event_line(event_source="mobile", context={"received_at": "2026-11-02T11:00:00+00:00"}))
-    later_time = parse(event_line(event_source="mobile", time="2026-11-02T13:43:36+00:00", context={"received_at": "2026-11-02T10:00:00+00:00"}))
+    later_time = parse(
+        event_line(event_source="mobile", time="2026-11-02T13:43:36+00:00", context={"received_at": "2026-11-02T10:00:00+00:00"})
+    )
     assert base.identity == later_receipt.identity == later_time.identity
     assert len({base.exact, later_receipt.exact, later_time.exact}) == 3
     other = parse(event_line(event_source="mobile", event={"x": 1}, context={"received_at": "2026-11-02T10:00:00+00:00"}))
@@ -277,6 +293,7 @@ def test_timestamp_excluded_only_where_it_stands_in_for_time():
 
 
 # --- real samples -----------------------------------------------------------------------------
+
 
 def test_tutor_sample_with_its_deliberate_defects():
     lines = (REAL / "event-routing-backends" / "tracking-log" / "tracking.log").read_bytes().split(b"\n")

@@ -1,4 +1,5 @@
 """Progress on stderr while a run works, and the closing summary."""
+
 from __future__ import annotations
 
 import io
@@ -11,10 +12,20 @@ from trackpipe.progress import ProgressMonitor, ProgressWriter, render, totals
 
 
 def test_render_shows_files_bytes_lines_rate_and_elapsed():
-    text = render({"files_total": 8, "files_done": 3, "bytes_total": 200_000_000, "bytes_read": 50_000_000, "lines": 300_000,
-                   "events": 290_000, "chunks_staged": 6, "chunks_written": 2}, 10.0)
-    assert text == ("read 3/8 files, 50.0 MB of 200.0 MB (25%), 300,000 lines, 290,000 events, 30,000 lines/s, "
-                    "written 2/6 chunks, 10 s")
+    text = render(
+        {
+            "files_total": 8,
+            "files_done": 3,
+            "bytes_total": 200_000_000,
+            "bytes_read": 50_000_000,
+            "lines": 300_000,
+            "events": 290_000,
+            "chunks_staged": 6,
+            "chunks_written": 2,
+        },
+        10.0,
+    )
+    assert text == ("read 3/8 files, 50.0 MB of 200.0 MB (25%), 300,000 lines, 290,000 events, 30,000 lines/s, written 2/6 chunks, 10 s")
     assert render({}, 1.2) == "starting (1 s)"
 
 

@@ -1,4 +1,5 @@
 """Tier 1: bytes of a file -> lines, gzip detection and integrity checks."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """Tier 3: whole runs of `trackpipe run` on files, outputs read back and checked."""
+
 from __future__ import annotations
 
 import gzip
@@ -39,7 +40,9 @@ def test_manifest_reconciles_and_matches_the_files(sample_run):
     rec = m["reconciliation"]
     assert rec["balanced"] is True
     assert m["lines_read"] == m["blank_lines"] + m["rejected_total"] + m["duplicates_removed"]["total"] + m["rows_written_total"]
-    physical = sum(len(p.read_bytes().split(b"\n")) - (1 if p.read_bytes().endswith(b"\n") else 0) for p in logs.iterdir() if p.stat().st_size)
+    physical = sum(
+        len(p.read_bytes().split(b"\n")) - (1 if p.read_bytes().endswith(b"\n") else 0) for p in logs.iterdir() if p.stat().st_size
+    )
     assert m["lines_read"] == physical
     assert {Path(i["path"]).name for i in m["inputs"]} == {p.name for p in logs.iterdir()}
     rows = read_rows(out)
@@ -165,6 +168,7 @@ def test_gzip_and_plain_inputs_give_the_same_rows(tmp_path, real_logs):
 
 # --- failures: one line on stderr, non-zero exit, nothing published ----------------------------
 
+
 def test_no_matching_input_fails_cleanly(tmp_path):
     result = run_cli("run", "--input", str(tmp_path / "nothing-*.log"), "--output", str(tmp_path / "out"), check=False)
     assert result.returncode != 0
@@ -212,8 +216,23 @@ def test_help_documents_every_option():
     for command in ("run", "load", "generate", "report"):
         assert command in top
     text = run_cli("run", "--help").stdout
-    for option in ("--input", "--output", "--config", "--site", "--format", "--date", "--start-date", "--end-date",
-                   "--skip-corrupt-inputs", "--max-reject-ratio", "--no-package", "--load", "--dedup-shards", "--scratch-dir", "--quiet"):
+    for option in (
+        "--input",
+        "--output",
+        "--config",
+        "--site",
+        "--format",
+        "--date",
+        "--start-date",
+        "--end-date",
+        "--skip-corrupt-inputs",
+        "--max-reject-ratio",
+        "--no-package",
+        "--load",
+        "--dedup-shards",
+        "--scratch-dir",
+        "--quiet",
+    ):
         assert option in text
     assert "--runner" in text  # Beam options are mentioned
 
@@ -224,8 +243,20 @@ def test_beam_way_runs_the_same_job(tmp_path, real_logs):
 
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.tracking_logs", "--input", str(real_logs / "*"), "--output", str(out), "--runner", "DirectRunner"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.tracking_logs",
+            "--input",
+            str(real_logs / "*"),
+            "--output",
+            str(out),
+            "--runner",
+            "DirectRunner",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert manifest(out)["reconciliation"]["balanced"]

@@ -1,4 +1,5 @@
 """S3 end to end on a real S3 server (SeaweedFS on 127.0.0.1): input and output in a bucket."""
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,11 @@ def test_input_and_output_on_s3_match_the_local_run(s3_server, s3_bucket, corpus
     client = s3_server.client()
     _upload(client, s3_bucket, base / "logs", "logs")
     result = run_cli(
-        "run", "--input", f"s3://{s3_bucket}/logs/tracking/**/tracking.log-*.gz", "--output", f"s3://{s3_bucket}/out/",
+        "run",
+        "--input",
+        f"s3://{s3_bucket}/logs/tracking/**/tracking.log-*.gz",
+        "--output",
+        f"s3://{s3_bucket}/out/",
         env=_env(s3_server),
     )
     assert f"s3://{s3_bucket}/out/_manifest.json" in result.stdout
@@ -99,9 +104,19 @@ def test_beam_s3_flags_work_without_environment_and_secrets_are_redacted(s3_serv
     client.upload_file(str(one), s3_bucket, "in/tracking.log-1.gz")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     run_cli(
-        "run", "--input", f"s3://{s3_bucket}/in/*.gz", "--output", f"s3://{s3_bucket}/out",
-        "--s3_endpoint_url", s3_server.endpoint_url, "--s3_access_key_id", s3_server.access_key,
-        "--s3_secret_access_key", s3_server.secret_key, "--s3_region_name", s3_server.region,
+        "run",
+        "--input",
+        f"s3://{s3_bucket}/in/*.gz",
+        "--output",
+        f"s3://{s3_bucket}/out",
+        "--s3_endpoint_url",
+        s3_server.endpoint_url,
+        "--s3_access_key_id",
+        s3_server.access_key,
+        "--s3_secret_access_key",
+        s3_server.secret_key,
+        "--s3_region_name",
+        s3_server.region,
         env=env,
     )
     body = client.get_object(Bucket=s3_bucket, Key="out/_manifest.json")["Body"].read().decode()

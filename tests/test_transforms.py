@@ -1,4 +1,5 @@
 """Tier 2: the composite transforms in TestPipeline, checked with assert_that."""
+
 from __future__ import annotations
 
 import json
@@ -86,7 +87,9 @@ def test_deduplicate_gives_the_same_decisions_for_any_shard_count(tmp_path):
     for number, text in enumerate(lines, 1):
         builder.add(number, text.encode())
     chunk = builder.build()
-    expected = sorted((int(r["row"]), int(r["kind"]), int(r["copies"])) for r in decide([(chunk.key, chunk.fingerprints)], 5_000_000)[chunk.key])
+    expected = sorted(
+        (int(r["row"]), int(r["kind"]), int(r["copies"])) for r in decide([(chunk.key, chunk.fingerprints)], 5_000_000)[chunk.key]
+    )
     assert len(expected) == 24  # 4 identities x 6 lines: one kept with 6 copies, 5 removed, each
     for shards in (1, 3, 16):
         workdir = WorkDir(str(tmp_path / f"out{shards}"), "r")

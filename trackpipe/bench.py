@@ -13,6 +13,7 @@
    one file in one process (trackpipe.bench_profile).
 5. Writes docs/benchmarks.md with the figures, the machine and the command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,13 +99,40 @@ def _jobs(folder: Path, out: Path) -> dict[str, list[str]]:
     py = sys.executable
     glob = str(folder / "logs" / "**" / "*.gz")
     return {
-        "trackpipe (2 worker processes)": [py, "-m", "trackpipe.cli", "run", "--input", glob, "--output", str(out / "tp2"),
-                                           "--no-package", "--quiet", "--direct_running_mode", "multi_processing",
-                                           "--direct_num_workers", "2"],
-        "trackpipe (1 process, in memory)": [py, "-m", "trackpipe.cli", "run", "--input", glob, "--output", str(out / "tp1"),
-                                             "--no-package", "--quiet"],
-        "DuckDB baseline (2 threads)": [py, "-c", "import json,sys; from trackpipe.bench_baseline import run; "
-                                        f"print(json.dumps(run({files!r}, sys.argv[1], 2)))", str(out / "duck")],
+        "trackpipe (2 worker processes)": [
+            py,
+            "-m",
+            "trackpipe.cli",
+            "run",
+            "--input",
+            glob,
+            "--output",
+            str(out / "tp2"),
+            "--no-package",
+            "--quiet",
+            "--direct_running_mode",
+            "multi_processing",
+            "--direct_num_workers",
+            "2",
+        ],
+        "trackpipe (1 process, in memory)": [
+            py,
+            "-m",
+            "trackpipe.cli",
+            "run",
+            "--input",
+            glob,
+            "--output",
+            str(out / "tp1"),
+            "--no-package",
+            "--quiet",
+        ],
+        "DuckDB baseline (2 threads)": [
+            py,
+            "-c",
+            f"import json,sys; from trackpipe.bench_baseline import run; print(json.dumps(run({files!r}, sys.argv[1], 2)))",
+            str(out / "duck"),
+        ],
     }
 
 
@@ -124,7 +152,10 @@ def bench_corpus(events: int, repeat: int, only: list[str] | None = None) -> dic
             work.mkdir(parents=True)
             result = measure(cmd)
             runs.append(result)
-            print(f"bench: {events:,} events  {name:<34} run {i + 1}: {result['seconds']:6.1f} s  peak {result['peak_rss_mb']:6.0f} MB", flush=True)
+            print(
+                f"bench: {events:,} events  {name:<34} run {i + 1}: {result['seconds']:6.1f} s  peak {result['peak_rss_mb']:6.0f} MB",
+                flush=True,
+            )
         results[name] = {
             "seconds": statistics.median(r["seconds"] for r in runs),
             "all_seconds": [round(r["seconds"], 2) for r in runs],
@@ -145,7 +176,9 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def write_doc(corpora: list[dict], profile: str, command: str) -> None:
@@ -178,7 +211,10 @@ def write_doc(corpora: list[dict], profile: str, command: str) -> None:
             )
     if len(corpora) >= 2 and tp in corpora[0]["results"] and tp in corpora[1]["results"]:
         growth = corpora[1]["results"][tp]["seconds"] / corpora[0]["results"][tp]["seconds"]
-        lines += ["", f"Scaling: the {corpora[1]['events']:,}-event day takes {growth:.2f}x the {corpora[0]['events']:,}-event day (target <= 2.1x)."]
+        lines += [
+            "",
+            f"Scaling: the {corpora[1]['events']:,}-event day takes {growth:.2f}x the {corpora[0]['events']:,}-event day (target <= 2.1x).",
+        ]
     lines += ["", "## Where trackpipe's time goes", "", profile.rstrip(), ""]
     extra = ROOT / "docs" / "benchmarks-notes.md"
     if extra.exists():
@@ -193,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="run only the jobs whose name contains one of these words")
     parser.add_argument("--no-doc", action="store_true", help="print the figures, do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
-    command = "make bench" if argv is None and len(sys.argv) == 1 else "python -m trackpipe.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = (
+        "make bench"
+        if argv is None and len(sys.argv) == 1
+        else "python -m trackpipe.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    )
     corpora = [bench_corpus(n, args.repeat, args.only) for n in args.events]
     from trackpipe.bench_profile import profile_text
 

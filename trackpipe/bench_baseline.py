@@ -11,6 +11,7 @@ is not canonicalised), and a re-send is compared with the previous copy (a windo
 rather than with the kept one. It does at least the same work (one parse, two window sorts,
 one partitioned write), so the comparison is fair in speed, not in exactness.
 """
+
 from __future__ import annotations
 
 import sys

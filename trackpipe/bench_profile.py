@@ -2,6 +2,7 @@
 corpus, in one process, with the same memory settings as the pipeline's workers. The sum is the
 CPU cost per event of a run; what a whole run adds on top is Beam (process start-up, moving
 elements between stages, waiting at stage boundaries), which the benchmark table shows."""
+
 from __future__ import annotations
 
 import gc

@@ -2,6 +2,7 @@
 
 Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,8 @@ def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trackpipe",
         description="Open edX tracking logs -> clean, deduplicated warehouse data and research data packages.",
-        epilog="Commands:\n" + "\n".join(f"  {name:<10} {text}" for name, text in COMMANDS.items())
+        epilog="Commands:\n"
+        + "\n".join(f"  {name:<10} {text}" for name, text in COMMANDS.items())
         + "\n\n`trackpipe <command> --help` documents each command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -95,7 +97,9 @@ def _generate(argv: list[str]) -> int:
     except (FileExistsError, ValueError) as exc:
         print(f"trackpipe: error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {len(expected['files'])} files, {expected['lines_read']:,} lines to {args.out}; expected counts in {args.out}/expected.json")
+    print(
+        f"wrote {len(expected['files'])} files, {expected['lines_read']:,} lines to {args.out}; expected counts in {args.out}/expected.json"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ data means (internal prefixes, the duplicate rule, orgs, site) lives here, so a 
 described by its options plus this config. Unknown keys, wrong types and bad values are refused
 at start, naming the key. `configs/default.yaml` documents every key with its default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -153,9 +154,7 @@ def _check_keys(where: str, data: dict, allowed) -> None:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown config key '{prefix}{unknown[0]}' (known keys: {', '.join(sorted(allowed))})"
-        )
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (known keys: {', '.join(sorted(allowed))})")
 
 
 def _section(name: str, cls, data) -> object:

@@ -1,4 +1,5 @@
 """The days a command works on: `--date D` or `--start-date D1 --end-date D2`. No Beam here."""
+
 from __future__ import annotations
 
 from trackpipe.errors import ConfigError

@@ -4,6 +4,7 @@
 0.2 s before each publish action. Unset (always, outside tests) it costs one dict lookup.
 Points: read (per input file), before_publish (once), publish (per publish action).
 """
+
 from __future__ import annotations
 
 import os

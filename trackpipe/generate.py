@@ -41,6 +41,7 @@ isal (zlib's gzip as fallback). Same arguments give byte-identical files (gzip m
 file name in the header); the stream of random numbers is that of ``random.Random`` and
 numpy's PCG64, so bytes are stable for a given Python/numpy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,19 +83,19 @@ GROUP_LMS, GROUP_WORKER, GROUP_CMS = "prod-edx-edxapp-lms", "prod-edx-worker", "
 # Rates. Event-line rates are shares of the event lines that a file's originals produce;
 # bad-line rates are shares of all event lines of the corpus (bad lines come on top).
 # ---------------------------------------------------------------------------------------------
-RATE_EXACT = 0.0165        # byte-identical copies (rotation overlap, re-uploads, webhook redelivery)
-RATE_RESER = 0.0015        # exact copies written by another serializer
-RATE_BRESEND = 0.0080      # browser re-sends, time +0.1..2 s
-RATE_MRESEND = 0.0030      # mobile re-sends, same time, later received_at
-RATE_REPEAT = 0.0020       # same identity 10 s..2 h later: NOT duplicates
-RATE_NEAR = 0.0020         # server/task same identity ~1 s later: NOT duplicates
-RATE_BAD = {               # (reason, flavour): share of N
+RATE_EXACT = 0.0165  # byte-identical copies (rotation overlap, re-uploads, webhook redelivery)
+RATE_RESER = 0.0015  # exact copies written by another serializer
+RATE_BRESEND = 0.0080  # browser re-sends, time +0.1..2 s
+RATE_MRESEND = 0.0030  # mobile re-sends, same time, later received_at
+RATE_REPEAT = 0.0020  # same identity 10 s..2 h later: NOT duplicates
+RATE_NEAR = 0.0020  # server/task same identity ~1 s later: NOT duplicates
+RATE_BAD = {  # (reason, flavour): share of N
     ("blank", "blank"): 0.0010,
     ("not_json", "comment"): 0.0004,
-    ("not_json", "cut2043"): 0.0004,       # syslog's line limit
-    ("not_json", "cut10000"): 0.0001,      # an old logger's
-    ("not_json", "broken"): 0.00015,       # a '{' lost
-    ("not_json", "concat"): 0.00015,       # two writers on one line
+    ("not_json", "cut2043"): 0.0004,  # syslog's line limit
+    ("not_json", "cut10000"): 0.0001,  # an old logger's
+    ("not_json", "broken"): 0.00015,  # a '{' lost
+    ("not_json", "concat"): 0.00015,  # two writers on one line
     ("not_an_object", "scalar"): 0.0003,
     ("missing_event_type", "stub"): 0.0002,
     ("missing_event_type", "event"): 0.0004,
@@ -103,69 +104,234 @@ RATE_BAD = {               # (reason, flavour): share of N
 }
 USERS, COURSES = 50_000, 200
 
-HOURLY = np.array([0.75, 0.7, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15,
-                   1.25, 1.35, 1.4, 1.4, 1.35, 1.3, 1.2, 1.1, 1.0, 0.95, 0.85, 0.8])
+HOURLY = np.array(
+    [0.75, 0.7, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.25, 1.35, 1.4, 1.4, 1.35, 1.3, 1.2, 1.1, 1.0, 0.95, 0.85, 0.8]
+)
 
 # Time shapes: (has fraction, suffix, offset in minutes). An empty suffix is "no offset" (= UTC).
 TIME_SHAPES = (
-    (True, "+00:00", 0),     # 0 the usual
-    (False, "+00:00", 0),    # 1
-    (True, "Z", 0),          # 2
-    (True, "", 0),           # 3 no offset = UTC
-    (True, "+02:00", 120),   # 4
+    (True, "+00:00", 0),  # 0 the usual
+    (False, "+00:00", 0),  # 1
+    (True, "Z", 0),  # 2
+    (True, "", 0),  # 3 no offset = UTC
+    (True, "+02:00", 120),  # 4
     (True, "-05:00", -300),  # 5
-    (False, "Z", 0),         # 6
+    (False, "Z", 0),  # 6
     (False, "+05:30", 330),  # 7
-    (False, "", 0),          # 8
+    (False, "", 0),  # 8
     (True, "-03:00", -180),  # 9
-    (False, "+01:00", 60),   # 10
+    (False, "+01:00", 60),  # 10
 )
 FRACTIONAL = np.array([s[0] for s in TIME_SHAPES])
 SHAPE_P_SERVER = np.array([0.965, 0.010, 0.010, 0.005, 0.003, 0.003, 0.002, 0.0, 0.002, 0.0, 0.0])
 SHAPE_P_MOBILE = np.array([0.25, 0.45, 0.10, 0.0, 0.04, 0.05, 0.0, 0.03, 0.0, 0.04, 0.04])
 
-ORGS = (("MITx", 14), ("HarvardX", 12), ("edX", 6), ("DelftX", 6), ("BerkeleyX", 5), ("UQx", 4),
-        ("TUMx", 3), ("ColumbiaX", 4), ("IBM", 5), ("Microsoft", 5), ("LinuxFoundationX", 4),
-        ("UBCx", 3), ("CornellX", 3), ("GTx", 3), ("UCSanDiegoX", 3), ("EPFLx", 3),
-        ("KULeuvenX", 2), ("HKUSTx", 2), ("StanfordOnline", 4), ("W3Cx", 2), ("AdelaideX", 1),
-        ("IMFx", 2))
-SUBJECTS = ("CS", "6.00", "PH", "DS", "ENG", "BIO", "FIN", "MATH", "STAT", "ECON", "LAW", "CHEM",
-            "EE", "ME", "PY", "AI", "HIST", "ARCH", "MGMT", "LFS")
-WORDS = ("Introduction", "Data", "Science", "Computing", "Python", "Statistics", "Probability",
-         "Machine", "Learning", "Circuits", "Electronics", "Finance", "Economics", "Health",
-         "Climate", "Energy", "Design", "Analysis", "Algorithms", "Programming", "Biology",
-         "Chemistry", "Physics", "Law", "Ethics", "Writing", "Leadership", "Networks", "Cloud",
-         "Linux", "Security", "Quantum", "Calculus", "Linear", "Algebra", "Genomics")
+ORGS = (
+    ("MITx", 14),
+    ("HarvardX", 12),
+    ("edX", 6),
+    ("DelftX", 6),
+    ("BerkeleyX", 5),
+    ("UQx", 4),
+    ("TUMx", 3),
+    ("ColumbiaX", 4),
+    ("IBM", 5),
+    ("Microsoft", 5),
+    ("LinuxFoundationX", 4),
+    ("UBCx", 3),
+    ("CornellX", 3),
+    ("GTx", 3),
+    ("UCSanDiegoX", 3),
+    ("EPFLx", 3),
+    ("KULeuvenX", 2),
+    ("HKUSTx", 2),
+    ("StanfordOnline", 4),
+    ("W3Cx", 2),
+    ("AdelaideX", 1),
+    ("IMFx", 2),
+)
+SUBJECTS = (
+    "CS",
+    "6.00",
+    "PH",
+    "DS",
+    "ENG",
+    "BIO",
+    "FIN",
+    "MATH",
+    "STAT",
+    "ECON",
+    "LAW",
+    "CHEM",
+    "EE",
+    "ME",
+    "PY",
+    "AI",
+    "HIST",
+    "ARCH",
+    "MGMT",
+    "LFS",
+)
+WORDS = (
+    "Introduction",
+    "Data",
+    "Science",
+    "Computing",
+    "Python",
+    "Statistics",
+    "Probability",
+    "Machine",
+    "Learning",
+    "Circuits",
+    "Electronics",
+    "Finance",
+    "Economics",
+    "Health",
+    "Climate",
+    "Energy",
+    "Design",
+    "Analysis",
+    "Algorithms",
+    "Programming",
+    "Biology",
+    "Chemistry",
+    "Physics",
+    "Law",
+    "Ethics",
+    "Writing",
+    "Leadership",
+    "Networks",
+    "Cloud",
+    "Linux",
+    "Security",
+    "Quantum",
+    "Calculus",
+    "Linear",
+    "Algebra",
+    "Genomics",
+)
 # Display names, some with non-ASCII (written \u-escaped, as json.dumps does).
-DISPLAY = ("Problem Set {n}", "Lecture {n}: Overview", "Homework {n}", "Quiz {n}", "Exercise {n}",
-           "Finger Exercise {n}", "Introducci\u00f3n {n}", "\u00dcbung {n}", "R\u00e9sum\u00e9 {n}",
-           "\u00c9valuation {n}", "Lab {n}", "Midterm Exam Part {n}", "Knowledge Check {n}",
-           "Video {n}: Worked Example", "Problema {n}: Se\u00f1ales")
-FORUM_TITLES = ("Question about problem {n}", "Stuck on homework {n}", "Typo in lecture {n}?",
-                "Grading of quiz {n}", "Pr\u00e9sentation - groupe {n}",
-                "\u00bfAlguien m\u00e1s tiene problemas con la tarea {n}?", "Study group {n}",
-                "Why is my answer to {n} marked wrong", "Great course! Week {n}",
-                "Deadline extension for assignment {n}?")
-FORUM_TEXT = ("I tried the approach from the lecture but the grader says my answer is incorrect. ",
-              "Could someone explain why the second part uses the derivative here? ",
-              "Here is my reasoning: first compute the mean, then the variance. ",
-              "The video at minute 4 says something different from the notes. ",
-              "Merci pour ce cours, tr\u00e8s int\u00e9ressant. ",
-              "Thanks everyone, I figured it out after re-reading the problem statement. ",
-              "def f(x):\n    return x * 2\n", "Is the exam open book? ",
-              "My code works locally but the autograder times out. ")
-ANSWER_TEXT = ("The answer is 42 because the sum converges. ", "x = 3.5, y = -2 ",
-               "I think it is the second option since the current divides equally. ",
-               "Energy is conserved so the velocity at the bottom is sqrt(2gh). ",
-               "The algorithm runs in O(n log n) time. ")
-FIRST = ("james", "maria", "wei", "ana", "john", "li", "fatima", "carlos", "priya", "olga",
-         "ahmed", "sofia", "david", "yuki", "emma", "luis", "chen", "sara", "ivan", "nina",
-         "omar", "lucas", "mei", "paul", "aisha", "diego", "hana", "peter", "zara", "tom",
-         "julia", "raj", "elena", "kofi", "laura", "mohamed", "anna", "felix", "amara", "noah")
-LAST = ("smith", "garcia", "wang", "kim", "muller", "rossi", "silva", "khan", "nguyen", "patel",
-        "lopez", "chen", "ivanova", "sato", "brown", "martin", "okafor", "hansen", "novak",
-        "santos", "cohen", "dubois", "yilmaz", "kowalski", "tanaka", "jones", "ali", "berg",
-        "costa", "fischer")
+DISPLAY = (
+    "Problem Set {n}",
+    "Lecture {n}: Overview",
+    "Homework {n}",
+    "Quiz {n}",
+    "Exercise {n}",
+    "Finger Exercise {n}",
+    "Introducci\u00f3n {n}",
+    "\u00dcbung {n}",
+    "R\u00e9sum\u00e9 {n}",
+    "\u00c9valuation {n}",
+    "Lab {n}",
+    "Midterm Exam Part {n}",
+    "Knowledge Check {n}",
+    "Video {n}: Worked Example",
+    "Problema {n}: Se\u00f1ales",
+)
+FORUM_TITLES = (
+    "Question about problem {n}",
+    "Stuck on homework {n}",
+    "Typo in lecture {n}?",
+    "Grading of quiz {n}",
+    "Pr\u00e9sentation - groupe {n}",
+    "\u00bfAlguien m\u00e1s tiene problemas con la tarea {n}?",
+    "Study group {n}",
+    "Why is my answer to {n} marked wrong",
+    "Great course! Week {n}",
+    "Deadline extension for assignment {n}?",
+)
+FORUM_TEXT = (
+    "I tried the approach from the lecture but the grader says my answer is incorrect. ",
+    "Could someone explain why the second part uses the derivative here? ",
+    "Here is my reasoning: first compute the mean, then the variance. ",
+    "The video at minute 4 says something different from the notes. ",
+    "Merci pour ce cours, tr\u00e8s int\u00e9ressant. ",
+    "Thanks everyone, I figured it out after re-reading the problem statement. ",
+    "def f(x):\n    return x * 2\n",
+    "Is the exam open book? ",
+    "My code works locally but the autograder times out. ",
+)
+ANSWER_TEXT = (
+    "The answer is 42 because the sum converges. ",
+    "x = 3.5, y = -2 ",
+    "I think it is the second option since the current divides equally. ",
+    "Energy is conserved so the velocity at the bottom is sqrt(2gh). ",
+    "The algorithm runs in O(n log n) time. ",
+)
+FIRST = (
+    "james",
+    "maria",
+    "wei",
+    "ana",
+    "john",
+    "li",
+    "fatima",
+    "carlos",
+    "priya",
+    "olga",
+    "ahmed",
+    "sofia",
+    "david",
+    "yuki",
+    "emma",
+    "luis",
+    "chen",
+    "sara",
+    "ivan",
+    "nina",
+    "omar",
+    "lucas",
+    "mei",
+    "paul",
+    "aisha",
+    "diego",
+    "hana",
+    "peter",
+    "zara",
+    "tom",
+    "julia",
+    "raj",
+    "elena",
+    "kofi",
+    "laura",
+    "mohamed",
+    "anna",
+    "felix",
+    "amara",
+    "noah",
+)
+LAST = (
+    "smith",
+    "garcia",
+    "wang",
+    "kim",
+    "muller",
+    "rossi",
+    "silva",
+    "khan",
+    "nguyen",
+    "patel",
+    "lopez",
+    "chen",
+    "ivanova",
+    "sato",
+    "brown",
+    "martin",
+    "okafor",
+    "hansen",
+    "novak",
+    "santos",
+    "cohen",
+    "dubois",
+    "yilmaz",
+    "kowalski",
+    "tanaka",
+    "jones",
+    "ali",
+    "berg",
+    "costa",
+    "fischer",
+)
 AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/141.0.0.0 Safari/537.36 Edg/141.0.0.0",
@@ -180,17 +346,46 @@ AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36 OPR/124.0.0.0",
     "Mozilla/5.0 (X11; CrOS x86_64 16328.65.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/141.0.0.0 Safari/537.36",
 )
-LANGS = ("en-US,en;q=0.9", "en-GB,en;q=0.9", "es-ES,es;q=0.9,en;q=0.8", "fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7",
-         "de-DE,de;q=0.9,en;q=0.8", "zh-CN,zh;q=0.9", "pt-BR,pt;q=0.9,en-US;q=0.8,en;q=0.7",
-         "hi-IN,hi;q=0.9,en-IN;q=0.8,en;q=0.7", "ar,en-US;q=0.9,en;q=0.8", "en-US,en;q=0.5", "ja,en-US;q=0.9,en;q=0.8")
-ANDROIDS = (("SM-A546B", "a54x", "samsung", "14", 34), ("Pixel 8", "shiba", "Google", "15", 35),
-            ("Redmi Note 12", "tapas", "Xiaomi", "13", 33), ("moto g54 5G", "cancunf", "motorola", "14", 34))
+LANGS = (
+    "en-US,en;q=0.9",
+    "en-GB,en;q=0.9",
+    "es-ES,es;q=0.9,en;q=0.8",
+    "fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7",
+    "de-DE,de;q=0.9,en;q=0.8",
+    "zh-CN,zh;q=0.9",
+    "pt-BR,pt;q=0.9,en-US;q=0.8,en;q=0.7",
+    "hi-IN,hi;q=0.9,en-IN;q=0.8,en;q=0.7",
+    "ar,en-US;q=0.9,en;q=0.8",
+    "en-US,en;q=0.5",
+    "ja,en-US;q=0.9,en;q=0.8",
+)
+ANDROIDS = (
+    ("SM-A546B", "a54x", "samsung", "14", 34),
+    ("Pixel 8", "shiba", "Google", "15", 35),
+    ("Redmi Note 12", "tapas", "Xiaomi", "13", 33),
+    ("moto g54 5G", "cancunf", "motorola", "14", 34),
+)
 IPHONES = (("iPhone15,2", "18.1"), ("iPhone14,5", "17.6.1"), ("iPhone16,1", "18.2"), ("iPad13,18", "17.7"))
 CARRIERS = ("T-Mobile", "Verizon", "Vodafone", "Airtel", "Jio", "Orange", "Claro", "MTN", "")
-TIMEZONES = ("America/New_York", "Europe/Madrid", "Asia/Kolkata", "America/Sao_Paulo", "Africa/Lagos",
-             "Asia/Shanghai", "Europe/London", "America/Los_Angeles")
-COMMENTS = ("#", "# In this log file:", "#  Staff posts two topics", "# Seek backwards, seek forwards, pause in middle, pause at end.",
-            "#  Enrollment events:", "# ---- rotated by logrotate ----", "# tracking.log restarted after deploy")
+TIMEZONES = (
+    "America/New_York",
+    "Europe/Madrid",
+    "Asia/Kolkata",
+    "America/Sao_Paulo",
+    "Africa/Lagos",
+    "Asia/Shanghai",
+    "Europe/London",
+    "America/Los_Angeles",
+)
+COMMENTS = (
+    "#",
+    "# In this log file:",
+    "#  Staff posts two topics",
+    "# Seek backwards, seek forwards, pause in middle, pause at end.",
+    "#  Enrollment events:",
+    "# ---- rotated by logrotate ----",
+    "# tracking.log restarted after deploy",
+)
 
 
 def _q(s: str) -> str:
@@ -235,8 +430,22 @@ BIG_FAMILIES = (FAM["s_problem_check"], FAM["s_forum"])
 
 
 class _Course:
-    __slots__ = ("key", "org", "v1", "code", "run", "lms", "mfe", "chapters", "seqs", "verticals",
-                 "problems", "videos", "discussions", "version")
+    __slots__ = (
+        "key",
+        "org",
+        "v1",
+        "code",
+        "run",
+        "lms",
+        "mfe",
+        "chapters",
+        "seqs",
+        "verticals",
+        "problems",
+        "videos",
+        "discussions",
+        "version",
+    )
 
 
 class _World:
@@ -260,8 +469,9 @@ class _World:
             if self.course_p[k] < 0.012:
                 old.add(k)
                 share += self.course_p[k]
-        self.courses = [self._course(rnd, orgs[i], k not in old) for k, i in
-                        enumerate(npg.choice(len(orgs), size=COURSES, p=ow / ow.sum()).tolist())]
+        self.courses = [
+            self._course(rnd, orgs[i], k not in old) for k, i in enumerate(npg.choice(len(orgs), size=COURSES, p=ow / ow.sum()).tolist())
+        ]
         # users
         names, seen = [], set()
         while len(names) < USERS:
@@ -283,8 +493,7 @@ class _World:
         self.usernames = names
         self.user_ids = [str(x) for x in (np.sort(npg.choice(45_000_000, size=USERS, replace=False)) + 1000)]
         npg.shuffle(self.user_ids)
-        self.ips = [f"{rnd.randrange(11, 223)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
-                    for _ in range(USERS)]
+        self.ips = [f"{rnd.randrange(11, 223)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}" for _ in range(USERS)]
         self.agent = npg.integers(0, len(AGENTS), USERS).tolist()
         self.lang = npg.integers(0, len(LANGS), USERS).tolist()
         self.user_courses = npg.choice(COURSES, size=(USERS, 3), p=self.course_p).tolist()
@@ -339,27 +548,31 @@ class _World:
             ver = r.choice(("5.1.2", "5.0.4", "4.9.0"))
             agent = f"Dalvik/2.1.0 (Linux; U; Android {osv}; {model} Build/UP1A.231005.007)"
             app = f'{{"name": "edx.mobileapp.android", "version": "{ver}"}}'
-            client = (f'{{"network": {{"wifi": {r.choice(("true", "false"))}, "carrier": "{r.choice(CARRIERS)}", '
-                      f'"cellular": {r.choice(("true", "false"))}, "bluetooth": false}}, "locale": "en-US", '
-                      f'"app": {{"name": "edX", "packageName": "org.edx.mobile", "version": "{ver}", '
-                      f'"build": "org.edx.mobile@{ver.replace(".", "")}", "versionName": "{ver}", '
-                      f'"versionCode": {ver.replace(".", "")}}}, "library": {{"version": 4113, '
-                      f'"name": "analytics-android", "versionName": "4.11.3"}}, "device": {{"model": "{model}", '
-                      f'"type": "android", "id": "{r.getrandbits(64):016x}", "name": "{dev}", '
-                      f'"manufacturer": "{man}"}}, "os": {{"version": "{osv}", "name": "Android", "sdk": {sdk}}}, '
-                      f'"screen": {{"densityBucket": "xxhdpi", "density": 3, "height": 2340, "width": 1080, '
-                      f'"densityDpi": 480, "scaledDensity": 3}}, "timezone": "{tz}", "userAgent": "{agent}"}}')
+            client = (
+                f'{{"network": {{"wifi": {r.choice(("true", "false"))}, "carrier": "{r.choice(CARRIERS)}", '
+                f'"cellular": {r.choice(("true", "false"))}, "bluetooth": false}}, "locale": "en-US", '
+                f'"app": {{"name": "edX", "packageName": "org.edx.mobile", "version": "{ver}", '
+                f'"build": "org.edx.mobile@{ver.replace(".", "")}", "versionName": "{ver}", '
+                f'"versionCode": {ver.replace(".", "")}}}, "library": {{"version": 4113, '
+                f'"name": "analytics-android", "versionName": "4.11.3"}}, "device": {{"model": "{model}", '
+                f'"type": "android", "id": "{r.getrandbits(64):016x}", "name": "{dev}", '
+                f'"manufacturer": "{man}"}}, "os": {{"version": "{osv}", "name": "Android", "sdk": {sdk}}}, '
+                f'"screen": {{"densityBucket": "xxhdpi", "density": 3, "height": 2340, "width": 1080, '
+                f'"densityDpi": 480, "scaledDensity": 3}}, "timezone": "{tz}", "userAgent": "{agent}"}}'
+            )
         else:
             model, osv = r.choice(IPHONES)
             ver = r.choice(("5.4.0", "5.3.1", "5.2.0"))
             agent = f"edX/{ver} (iPhone; iOS {osv}; Scale/3.00)"
             app = f'{{"name": "edx.mobileapp.iOS", "version": "{ver}"}}'
-            client = (f'{{"app": {{"name": "edX", "version": "{ver}", "build": "{ver}.1", '
-                      f'"namespace": "org.edx.mobile"}}, "device": {{"id": "{_uuid(r)}", "manufacturer": "Apple", '
-                      f'"model": "{model}", "type": "ios", "name": "iPhone"}}, "library": {{"name": "analytics-ios", '
-                      f'"version": "4.1.8"}}, "locale": "en-US", "network": {{"carrier": "{r.choice(CARRIERS)}", '
-                      f'"cellular": false, "wifi": true}}, "os": {{"name": "iOS", "version": "{osv}"}}, '
-                      f'"screen": {{"height": 852, "width": 393}}, "timezone": "{tz}", "traits": {{}}}}')
+            client = (
+                f'{{"app": {{"name": "edX", "version": "{ver}", "build": "{ver}.1", '
+                f'"namespace": "org.edx.mobile"}}, "device": {{"id": "{_uuid(r)}", "manufacturer": "Apple", '
+                f'"model": "{model}", "type": "ios", "name": "iPhone"}}, "library": {{"name": "analytics-ios", '
+                f'"version": "4.1.8"}}, "locale": "en-US", "network": {{"carrier": "{r.choice(CARRIERS)}", '
+                f'"cellular": false, "wifi": true}}, "os": {{"name": "iOS", "version": "{osv}"}}, '
+                f'"screen": {{"height": 852, "width": 393}}, "timezone": "{tz}", "traits": {{}}}}'
+            )
         m = self._mobile[u] = (_q(agent), app, client)
         return m
 
@@ -425,6 +638,7 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 class _Out:
     """An event rendered as a template: '\x01' stands for the time field, '\x02' for the value
     of context.received_at. Identity = the template; the line = the template filled in."""
+
     __slots__ = ("tpl", "org", "uid", "ip")
 
     def __init__(self, tpl, org, uid, ip):
@@ -522,7 +736,7 @@ class _Generator:
         if p + n > len(self._hexbuf):
             self._hexbuf, p = self.rnd.randbytes(65536).hex(), 0
         self._hexpos = p + n
-        return self._hexbuf[p:p + n]
+        return self._hexbuf[p : p + n]
 
     def uuid(self) -> str:
         h = self.hx(32)
@@ -559,8 +773,8 @@ class _Generator:
         k_xm = 1 if client and n >= 400 else 0
         k_rp = int(round(n * RATE_REPEAT)) if client else 0
         k_nr = int(round(n * RATE_NEAR))
-        ex_triple = k_ex // 11          # ~10% of exact groups have a third copy
-        br_triple = k_br // 8           # ~15% of browser re-send groups too
+        ex_triple = k_ex // 11  # ~10% of exact groups have a third copy
+        br_triple = k_br // 8  # ~15% of browser re-send groups too
         nb = n - (k_ex + k_rs + k_br + k_mr + k_xm + k_rp + k_nr)
         # ---- originals
         if is_worker:
@@ -572,11 +786,13 @@ class _Generator:
         fam = npg.choice(len(FAMILIES), size=max(nb, 0), p=famw / famw.sum())
         arr = self.arrivals(len(fam), d, ws, we)
         src = FAM_SRC[fam]
-        shape = np.where(src == S_MOBILE,
-                         npg.choice(len(TIME_SHAPES), size=len(fam), p=SHAPE_P_MOBILE),
-                         npg.choice(len(TIME_SHAPES), size=len(fam), p=SHAPE_P_SERVER))
+        shape = np.where(
+            src == S_MOBILE,
+            npg.choice(len(TIME_SHAPES), size=len(fam), p=SHAPE_P_MOBILE),
+            npg.choice(len(TIME_SHAPES), size=len(fam), p=SHAPE_P_SERVER),
+        )
         used = np.zeros(len(fam), bool)
-        special = np.zeros(len(fam), np.int8)   # 1 timestamp, 2 big, 3 invalid UTF-8
+        special = np.zeros(len(fam), np.int8)  # 1 timestamp, 2 big, 3 invalid UTF-8
         grades = np.flatnonzero(fam == FAM["s_grades"])
         special[grades[npg.random(len(grades)) < 0.02]] = 1
         graded = np.flatnonzero(fam == FAM["b_problem_graded"])
@@ -597,7 +813,7 @@ class _Generator:
             return chosen
 
         frac_ok = FRACTIONAL[shape]
-        if d == self.D - 1:   # no later file: later copies must still fit before the last rotation
+        if d == self.D - 1:  # no later file: later copies must still fit before the last rotation
             frac_ok = frac_ok & (arr < we - 3 * SEC_US)
         browser, mobile = src == S_BROWSER, src == S_MOBILE
         everything = np.ones(len(fam), bool)
@@ -610,8 +826,15 @@ class _Generator:
         g_rp = pick(fam == FAM["b_video"], k_rp)
         g_nr = pick(((src == S_SERVER) | (src == S_TASK)) & frac_ok, k_nr)
         # lines not produced because there were too few candidates become more originals
-        short = (ex_groups - len(g_ex)) + (k_rs - len(g_rs)) + (k_br - br_triple - len(g_br)) \
-            + (k_mr - len(g_mr)) + (k_xm - len(g_xm)) + (k_rp - len(g_rp)) + (k_nr - len(g_nr))
+        short = (
+            (ex_groups - len(g_ex))
+            + (k_rs - len(g_rs))
+            + (k_br - br_triple - len(g_br))
+            + (k_mr - len(g_mr))
+            + (k_xm - len(g_xm))
+            + (k_rp - len(g_rp))
+            + (k_nr - len(g_nr))
+        )
         n_ex_triple = min(ex_triple, len(g_ex))
         n_br_triple = min(br_triple, len(g_br))
         short += (ex_triple - n_ex_triple) + (br_triple - n_br_triple)
@@ -621,9 +844,16 @@ class _Generator:
             arr = np.concatenate((arr, self.arrivals(short, d, ws, we)))
             esrc = FAM_SRC[extra]
             src = np.concatenate((src, esrc))
-            shape = np.concatenate((shape, np.where(esrc == S_MOBILE,
-                                                    npg.choice(len(TIME_SHAPES), size=short, p=SHAPE_P_MOBILE),
-                                                    npg.choice(len(TIME_SHAPES), size=short, p=SHAPE_P_SERVER))))
+            shape = np.concatenate(
+                (
+                    shape,
+                    np.where(
+                        esrc == S_MOBILE,
+                        npg.choice(len(TIME_SHAPES), size=short, p=SHAPE_P_MOBILE),
+                        npg.choice(len(TIME_SHAPES), size=short, p=SHAPE_P_SERVER),
+                    ),
+                )
+            )
             special = np.concatenate((special, np.zeros(short, np.int8)))
         role = np.zeros(len(fam), np.int8)
         role[g_ex], role[g_rs], role[g_br], role[g_mr] = 1, 2, 3, 4
@@ -652,7 +882,7 @@ class _Generator:
             u = users_l[i]
             if s == S_MOBILE:
                 recv = a - a % 1000
-                if rnd.random() < 0.05:      # late upload: device clock days behind the arrival
+                if rnd.random() < 0.05:  # late upload: device clock days behind the arrival
                     t = recv - self.ri(DAY_US, 3 * DAY_US)
                 else:
                     t = recv - int(rnd.lognormvariate(14.5, 1.2)) - 200_000
@@ -662,7 +892,7 @@ class _Generator:
                 t = a
                 if s == S_BROWSER:
                     u = self._client_user(0, u, t)
-            sess = sessions[32 * u:32 * u + 32]
+            sess = sessions[32 * u : 32 * u + 32]
             o = renders[f](u, sess, special_l[i])
             tstr, tp = clock.iso(t, sh)
             ts = special_l[i] == 1
@@ -682,13 +912,12 @@ class _Generator:
             if r == 0:
                 continue
             rec = (ident, shape_code, tp, recv, s, stream, org)
-            if r == 1:      # exact, byte-identical
+            if r == 1:  # exact, byte-identical
                 for _ in range(2 if triple_l[i] else 1):
                     self._place(d, inst, a, line, rec, where=rnd.random())
                     self.intended["exact"][s] += 1
-            elif r == 2:    # exact, re-serialized
-                self._place(d, inst, a, self._prefix(a, o, s) + _reserialize(body, rnd), rec,
-                            where=rnd.random() * 0.8 + 0.2)
+            elif r == 2:  # exact, re-serialized
+                self._place(d, inst, a, self._prefix(a, o, s) + _reserialize(body, rnd), rec, where=rnd.random() * 0.8 + 0.2)
                 self.intended["exact"][s] += 1
             elif r in (3, 7):  # browser re-send(s): time +0.1..2 s, otherwise identical
                 deltas = sorted(self.ri(100_000, 2_000_000) for _ in range(2 if triple_l[i] else 1))
@@ -698,36 +927,41 @@ class _Generator:
                     t2 = t + dt_
                     tstr2, tp2 = clock.iso(t2, sh)
                     b2 = o.tpl.replace("\x01", '"time": "' + tstr2 + '"')
-                    self._place_at(d, inst, t2, self._prefix(t2, o, s) + b2,
-                                   (ident, shape_code, tp2, -1, s, stream, org),
-                                   other=rnd.random() < (0.5 if r == 7 else 0.25))
+                    self._place_at(
+                        d,
+                        inst,
+                        t2,
+                        self._prefix(t2, o, s) + b2,
+                        (ident, shape_code, tp2, -1, s, stream, org),
+                        other=rnd.random() < (0.5 if r == 7 else 0.25),
+                    )
                     self.intended["client_resend"][s] += 1
-            elif r == 4:    # mobile re-send: same time, later received_at
+            elif r == 4:  # mobile re-send: same time, later received_at
                 p = rnd.random()
-                lag = (self.ri(2, 60) if p < 0.4 else self.ri(60, 3600) if p < 0.8
-                       else self.ri(3600, 6 * 3600)) * SEC_US + self.ri(1000) * 1000
+                lag = (self.ri(2, 60) if p < 0.4 else self.ri(60, 3600) if p < 0.8 else self.ri(3600, 6 * 3600)) * SEC_US + self.ri(
+                    1000
+                ) * 1000
                 if d == self.D - 1:
                     lag = max(SEC_US, min(lag, we - recv - 2 * SEC_US))
                 recv2 = recv + lag
                 b2 = o.tpl.replace("\x01", tfield).replace("\x02", clock.received(recv2))
-                self._place_at(d, inst, recv2, self._prefix(recv2, o, s) + b2,
-                               (ident, shape_code, tp, recv2, s, stream, org), other=rnd.random() < 0.3)
+                self._place_at(
+                    d, inst, recv2, self._prefix(recv2, o, s) + b2, (ident, shape_code, tp, recv2, s, stream, org), other=rnd.random() < 0.3
+                )
                 self.intended["client_resend"][s] += 1
-            elif r == 5:    # legit repeat, same identity 10 s..2 h later
+            elif r == 5:  # legit repeat, same identity 10 s..2 h later
                 gap = (self.ri(20 * 60, 40 * 60) if rnd.random() < 0.7 else self.ri(10, 7200)) * SEC_US
                 t2 = t + gap + self.ri(SEC_US)
-                if d == self.D - 1 and t2 >= we:   # the last file: repeat it earlier instead
+                if d == self.D - 1 and t2 >= we:  # the last file: repeat it earlier instead
                     t2 = t - gap - self.ri(SEC_US)
                 tstr2, tp2 = clock.iso(t2, sh)
                 b2 = o.tpl.replace("\x01", '"time": "' + tstr2 + '"')
-                self._place_at(d, inst, t2, self._prefix(t2, o, s) + b2,
-                               (ident, shape_code, tp2, -1, s, stream, org), other=False)
-            elif r == 6:    # server/task event with the same identity ~1 s later: both stay
+                self._place_at(d, inst, t2, self._prefix(t2, o, s) + b2, (ident, shape_code, tp2, -1, s, stream, org), other=False)
+            elif r == 6:  # server/task event with the same identity ~1 s later: both stay
                 t2 = t + self.ri(500_000, 1_500_000)
                 tstr2, tp2 = clock.iso(t2, sh)
-                b2 = o.tpl.replace("\x01", tfield[:tfield.index(": ") + 3] + tstr2 + '"')
-                self._place_at(d, inst, t2, self._prefix(t2, o, s) + b2,
-                               (ident, shape_code, tp2, -1, s, stream, org), other=False)
+                b2 = o.tpl.replace("\x01", tfield[: tfield.index(": ") + 3] + tstr2 + '"')
+                self._place_at(d, inst, t2, self._prefix(t2, o, s) + b2, (ident, shape_code, tp2, -1, s, stream, org), other=False)
         # ---- copies planned for this file by earlier files (and by itself)
         for key, line, rec in self.pending.pop((d, inst), ()):
             self._record(*rec)
@@ -776,7 +1010,7 @@ class _Generator:
             tgt = (d + 1, inst)
         else:
             tgt = self._later_instance(d, inst)
-            if tgt[0] == d and not self._holds(tgt[1], d, key):   # keep within that file's hours
+            if tgt[0] == d and not self._holds(tgt[1], d, key):  # keep within that file's hours
                 tgt = (d, inst)
         self.pending.setdefault(tgt, []).append((key, line, rec))
 
@@ -812,10 +1046,12 @@ class _Generator:
         if p >= 0.045:
             return ""
         day, h, m, sec, f = self.clock.hms(arrival)
-        if p < 0.02:    # Tutor: Python logging header
-            return (f"{day} {h:02d}:{m:02d}:{sec:02d},{f // 1000:03d} INFO {self.ri(7, 60)} [tracking] "
-                    f"[user {o.uid or 'None'}] [ip {o.ip or 'None'}] logger.py:41 - ")
-        if p < 0.032:   # docker compose
+        if p < 0.02:  # Tutor: Python logging header
+            return (
+                f"{day} {h:02d}:{m:02d}:{sec:02d},{f // 1000:03d} INFO {self.ri(7, 60)} [tracking] "
+                f"[user {o.uid or 'None'}] [ip {o.ip or 'None'}] logger.py:41 - "
+            )
+        if p < 0.032:  # docker compose
             return "lms-worker-1  | " if s == S_TASK else f"lms-{1 + self.ri(2)}  | "
         y, mo, dd = day.split("-")
         return f"{MONTHS[int(mo) - 1]} {int(dd):2d} {h:02d}:{m:02d}:{sec:02d} ip-10-3-{self.ri(256)}-{self.ri(256)} tracking: "
@@ -937,7 +1173,7 @@ class _Generator:
             ends = np.concatenate((starts[1:], [n]))
             multi = np.flatnonzero(ends - starts > 1)
             for gi in multi.tolist():
-                members = order[starts[gi]:ends[gi]].tolist()
+                members = order[starts[gi] : ends[gi]].tolist()
                 # kept copy = earliest by (received_at, time); exact copies first
                 members.sort(key=lambda k: (int(recv[k]), int(t[k]), k))
                 seen, distinct = set(), []
@@ -970,8 +1206,7 @@ class _Generator:
             org_rows[self.w.orgs[oi]] = self._by_day(day[research & (org == oi)], day0)
         org_rows = dict(sorted(org_rows.items()))
         return {
-            "generator": {"events": self.N, "seed": self.seed, "days": self.D, "files": self.F,
-                          "start_date": self.start.isoformat()},
+            "generator": {"events": self.N, "seed": self.seed, "days": self.D, "files": self.F, "start_date": self.start.isoformat()},
             "files": sorted(self.files_meta, key=lambda x: x["path"]),
             "lines_read": self.lines_read,
             "blank_lines": self.blank_count,
@@ -1023,19 +1258,20 @@ class _Generator:
             return c.org, c.key, c.org
         if p < 0.97 or not allow_page_only:
             return "", c.key, c.org
-        return "", "", c.org     # caller guarantees the course key is in the page
+        return "", "", c.org  # caller guarantees the course key is in the page
 
     # -- server ----------------------------------------------------------------------------
-    def _server(self, name, ctx, u, sess, event, page="null", event_type=None, with_name=True,
-                username=None, referer=None):
+    def _server(self, name, ctx, u, sess, event, page="null", event_type=None, with_name=True, username=None, referer=None):
         un, uid, ip, ag, al = self._user(u)
         username = '"' + un + '"' if username is None else username
         et = '"' + name + '"' if event_type is None else event_type
         ref = '""' if referer is None else '"' + referer + '"'
         head = f'{{"name": {et}, ' if with_name else "{"
-        return (f'{head}"context": {ctx}, "username": {username}, "session": "{sess}", "ip": "{ip}", '
-                f'"agent": {ag}, "host": "{SITE_HOST}", "referer": {ref}, "accept_language": {al}, '
-                f'"event": {event}, \x01, "event_type": {et}, "event_source": "server", "page": {page}}}')
+        return (
+            f'{head}"context": {ctx}, "username": {username}, "session": "{sess}", "ip": "{ip}", '
+            f'"agent": {ag}, "host": "{SITE_HOST}", "referer": {ref}, "accept_language": {al}, '
+            f'"event": {event}, \x01, "event_type": {et}, "event_source": "server", "page": {page}}}'
+        )
 
     def _r_s_implicit(self, u, sess, special):
         rnd = self.rnd
@@ -1056,7 +1292,7 @@ class _Generator:
             module = f', "module": {{"display_name": {dn}, "usage_key": "{usage}"}}'
             if rnd.random() < 0.75:
                 post = ", ".join(f'"input_{h}_{k + 2}_1": ["choice_{self.ri(4)}"]' for k in range(self.ri(1, 4)))
-            else:   # free-text answers: long ones push the payload past 512 characters
+            else:  # free-text answers: long ones push the payload past 512 characters
                 text = "".join(self.pick(ANSWER_TEXT) for _ in range(self.ri(1, 14)))
                 post = f'"input_{h}_2_1": [{json.dumps(text)}]'
             post = "{" + post + "}"
@@ -1064,8 +1300,10 @@ class _Generator:
             h, vid, usage, yt, dur = self.pick(c.videos)
             path = f"/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/save_user_state"
             pos = self.ri(dur)
-            post = (f'{{"saved_video_position": ["{pos // 3600:02d}:{pos // 60 % 60:02d}:{pos % 60:02d}"], '
-                    f'"speed": ["{self.pick(("1.00", "1.25", "1.50", "2.00", "0.75"))}"]}}')
+            post = (
+                f'{{"saved_video_position": ["{pos // 3600:02d}:{pos // 60 % 60:02d}:{pos % 60:02d}"], '
+                f'"speed": ["{self.pick(("1.00", "1.25", "1.50", "2.00", "0.75"))}"]}}'
+            )
         elif p < 0.85:
             path = f"/courses/{c.key}/{self.pick(('progress', 'course/', 'dates', 'bookmarks/', 'instructor'))}"
         elif p < 0.93:
@@ -1081,19 +1319,23 @@ class _Generator:
             payload = payload[:512]
         event = json.dumps(payload)
         q = rnd.random()
-        if q < 0.03 and path.startswith("/courses/"):    # the org is only in the URL path of event_type
+        if q < 0.03 and path.startswith("/courses/"):  # the org is only in the URL path of event_type
             org_id, course_id, org = "", "", c.org
         else:
             org_id, course_id, org = self._ctx_variant(c)
         uidv = self._uid(uid)
-        ctx = (f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {uidv}, "path": "{path}", '
-               f'"org_id": "{org_id}", "enterprise_uuid": ""{module}}}')
+        ctx = (
+            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {uidv}, "path": "{path}", '
+            f'"org_id": "{org_id}", "enterprise_uuid": ""{module}}}'
+        )
         referer = page if rnd.random() < 0.8 else f"{c.lms}/course/"
-        if rnd.random() < 0.1:   # older writer: no name, no session, another key order
+        if rnd.random() < 0.1:  # older writer: no name, no session, another key order
             src = ', "event_source": "server"' if rnd.random() < 0.7 else ""
-            tpl = (f'{{"username": "{un}", "event_type": "{path}", "ip": "{ip}", "agent": {ag}, '
-                   f'"host": "{SITE_HOST}", "referer": "{referer}", "accept_language": {al}, "event": {event}{src}, '
-                   f'"context": {ctx}, \x01, "page": null}}')
+            tpl = (
+                f'{{"username": "{un}", "event_type": "{path}", "ip": "{ip}", "agent": {ag}, '
+                f'"host": "{SITE_HOST}", "referer": "{referer}", "accept_language": {al}, "event": {event}{src}, '
+                f'"context": {ctx}, \x01, "page": null}}'
+            )
         else:
             tpl = self._server(path, ctx, u, sess, event, referer=referer)
         return _Out(tpl, org, uid, ip)
@@ -1101,9 +1343,22 @@ class _Generator:
     def _r_s_implicit_noorg(self, u, sess, special):
         rnd = self.rnd
         un, uid, ip, ag, al = self._user(u)
-        path = self.pick(("/dashboard", "/dashboard", "/login_ajax", "/account/settings", "/",
-                           f"/api/user/v1/accounts/{un}", "/api/enrollment/v1/enrollment", "/courses",
-                           "/api/learner_home/init", "/notifications/", "/logout", "/register"))
+        path = self.pick(
+            (
+                "/dashboard",
+                "/dashboard",
+                "/login_ajax",
+                "/account/settings",
+                "/",
+                f"/api/user/v1/accounts/{un}",
+                "/api/enrollment/v1/enrollment",
+                "/courses",
+                "/api/learner_home/init",
+                "/notifications/",
+                "/logout",
+                "/register",
+            )
+        )
         post = "{}"
         username, uidv = '"' + un + '"', uid
         if path in ("/", "/login_ajax", "/register", "/courses") and rnd.random() < 0.5:
@@ -1113,8 +1368,12 @@ class _Generator:
         payload = f'{{"GET": {{}}, "POST": {post}}}'
         ctx = f'{{"course_id": "", "org_id": "", "user_id": {uidv}, "path": "{path}", "enterprise_uuid": ""}}'
         ref = self.pick((f"{LMS}/dashboard", f"{LMS}/", "https://www.edx.org/", f"{LMS}/login", ""))
-        return _Out(self._server(path, ctx, u, sess, orjson.dumps(payload).decode(), username=username, referer=ref),
-                    None, None if uidv in ('""', "null") else uid, ip)
+        return _Out(
+            self._server(path, ctx, u, sess, orjson.dumps(payload).decode(), username=username, referer=ref),
+            None,
+            None if uidv in ('""', "null") else uid,
+            ip,
+        )
 
     def _r_s_problem_check(self, u, sess, special):
         rnd = self.rnd
@@ -1129,27 +1388,40 @@ class _Generator:
         for i, ok in zip(ids, corr):
             ch = self.ri(5)
             q = self.pick(ANSWER_TEXT)
-            sub.append(f'"{i}": {{"input_type": "choicegroup", "question": {json.dumps(q)}, '
-                       f'"response_type": "multiplechoiceresponse", "answer": "Option {ch + 1}: {q[:30].strip()}", '
-                       f'"variant": "", "correct": {"true" if ok else "false"}}}')
-            msg = '""' if rnd.random() < 0.6 else json.dumps(
-                f'<div class="feedback-hint-{"correct" if ok else "incorrect"}"><div class="hint-label">'
-                f'{"Correct" if ok else "Incorrect"}: </div><div class="hint-text">{self.pick(FORUM_TEXT).strip()}</div></div>')
-            cmap.append(f'"{i}": {{"correctness": "{"correct" if ok else "incorrect"}", "npoints": null, '
-                        f'"msg": {msg}, "hint": "", "hintmode": null, "queuestate": null, "answervariable": null}}')
+            sub.append(
+                f'"{i}": {{"input_type": "choicegroup", "question": {json.dumps(q)}, '
+                f'"response_type": "multiplechoiceresponse", "answer": "Option {ch + 1}: {q[:30].strip()}", '
+                f'"variant": "", "correct": {"true" if ok else "false"}}}'
+            )
+            msg = (
+                '""'
+                if rnd.random() < 0.6
+                else json.dumps(
+                    f'<div class="feedback-hint-{"correct" if ok else "incorrect"}"><div class="hint-label">'
+                    f'{"Correct" if ok else "Incorrect"}: </div><div class="hint-text">{self.pick(FORUM_TEXT).strip()}</div></div>'
+                )
+            )
+            cmap.append(
+                f'"{i}": {{"correctness": "{"correct" if ok else "incorrect"}", "npoints": null, '
+                f'"msg": {msg}, "hint": "", "hintmode": null, "queuestate": null, "answervariable": null}}'
+            )
             ans.append(f'"{i}": "choice_{ch}"')
             st_ans.append(f'"{i}": "choice_{self.ri(5)}"')
             inp.append(f'"{i}": {{}}')
-        event = (f'{{"state": {{"seed": 1, "student_answers": {{{", ".join(st_ans)}}}, "has_saved_answers": false, '
-                 f'"correct_map": {{}}, "input_state": {{{", ".join(inp)}}}, "done": null}}, "problem_id": "{usage}", '
-                 f'"answers": {{{", ".join(ans)}}}, "grade": {grade}, "max_grade": {n_in}, '
-                 f'"correct_map": {{{", ".join(cmap)}}}, "success": "{"correct" if grade == n_in else "incorrect"}", '
-                 f'"attempts": {self.ri(1, 4)}, "submission": {{{", ".join(sub)}}}}}')
+        event = (
+            f'{{"state": {{"seed": 1, "student_answers": {{{", ".join(st_ans)}}}, "has_saved_answers": false, '
+            f'"correct_map": {{}}, "input_state": {{{", ".join(inp)}}}, "done": null}}, "problem_id": "{usage}", '
+            f'"answers": {{{", ".join(ans)}}}, "grade": {grade}, "max_grade": {n_in}, '
+            f'"correct_map": {{{", ".join(cmap)}}}, "success": "{"correct" if grade == n_in else "incorrect"}", '
+            f'"attempts": {self.ri(1, 4)}, "submission": {{{", ".join(sub)}}}}}'
+        )
         org_id, course_id, org = self._ctx_variant(c)
         path = f"/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/problem_check"
-        ctx = (f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, "path": "{path}", '
-               f'"org_id": "{org_id}", "enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}, '
-               f'"asides": {{}}}}')
+        ctx = (
+            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, "path": "{path}", '
+            f'"org_id": "{org_id}", "enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}, '
+            f'"asides": {{}}}}'
+        )
         page, _ = self._page(c)
         return _Out(self._server("problem_check", ctx, u, sess, event, page='"x_module"', referer=page), org, uid, ip)
 
@@ -1163,77 +1435,109 @@ class _Generator:
         if p < 0.5:
             name = "edx.grades.problem.submitted"
             wp = self.ri(1, 4)
-            event = (f'{{"user_id": "{uid}", "course_id": "{c.key}", "problem_id": "{usage}", "event_transaction_id": "{tx}", '
-                     f'"event_transaction_type": "edx.grades.problem.submitted", "weighted_earned": {self.ri(wp + 1)}, '
-                     f'"weighted_possible": {wp}}}')
+            event = (
+                f'{{"user_id": "{uid}", "course_id": "{c.key}", "problem_id": "{usage}", "event_transaction_id": "{tx}", '
+                f'"event_transaction_type": "edx.grades.problem.submitted", "weighted_earned": {self.ri(wp + 1)}, '
+                f'"weighted_possible": {wp}}}'
+            )
         elif p < 0.85:
             name = "edx.grades.subsection.grade_calculated"
             tot = float(self.ri(1, 12))
             earned = float(self.ri(int(tot) + 1))
-            event = (f'{{"user_id": "{uid}", "course_id": "{c.key}", "block_id": "{_block_key(c, "sequential", self.pick(c.seqs)[1])}", '
-                     f'"course_version": "{c.version}", "weighted_total_earned": {earned}, "weighted_total_possible": {tot}, '
-                     f'"weighted_graded_earned": {earned}, "weighted_graded_possible": {tot}, '
-                     f'"first_attempted": "2026-10-{self.ri(1, 29):02d} {self.ri(24):02d}:{self.ri(60):02d}:{self.ri(60):02d}.{self.ri(10**6):06d}+00:00", '
-                     f'"subtree_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
-                     f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
-                     f'"visible_blocks_hash": "{self.hx(27)}="}}')
+            event = (
+                f'{{"user_id": "{uid}", "course_id": "{c.key}", "block_id": "{_block_key(c, "sequential", self.pick(c.seqs)[1])}", '
+                f'"course_version": "{c.version}", "weighted_total_earned": {earned}, "weighted_total_possible": {tot}, '
+                f'"weighted_graded_earned": {earned}, "weighted_graded_possible": {tot}, '
+                f'"first_attempted": "2026-10-{self.ri(1, 29):02d} {self.ri(24):02d}:{self.ri(60):02d}:{self.ri(60):02d}.{self.ri(10**6):06d}+00:00", '
+                f'"subtree_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
+                f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
+                f'"visible_blocks_hash": "{self.hx(27)}="}}'
+            )
         else:
             name = "edx.grades.course.grade_calculated"
-            event = (f'{{"user_id": "{uid}", "course_id": "{c.key}", "course_version": "{c.version}", '
-                     f'"percent_grade": {self.ri(101) / 100}, "letter_grade": "{self.pick(("", "", "Pass"))}", '
-                     f'"course_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
-                     f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
-                     f'"grading_policy_hash": "{self.hx(27)}="}}')
+            event = (
+                f'{{"user_id": "{uid}", "course_id": "{c.key}", "course_version": "{c.version}", '
+                f'"percent_grade": {self.ri(101) / 100}, "letter_grade": "{self.pick(("", "", "Pass"))}", '
+                f'"course_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
+                f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
+                f'"grading_policy_hash": "{self.hx(27)}="}}'
+            )
         org_id, course_id, org = self._ctx_variant(c)
         path = f"/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/problem_check"
-        ctx = (f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, "path": "{path}", '
-               f'"org_id": "{org_id}", "enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}}}')
+        ctx = (
+            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, "path": "{path}", '
+            f'"org_id": "{org_id}", "enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}}}'
+        )
         return _Out(self._server(name, ctx, u, sess, event, referer=self._page(c)[0]), org, uid, ip)
 
     def _r_s_enrollment(self, u, sess, special):
         c = self._course(u)
         un, uid, ip, ag, al = self._user(u)
-        name = self.pick(("edx.course.enrollment.activated", "edx.course.enrollment.activated",
-                           "edx.course.enrollment.deactivated", "edx.course.enrollment.mode_changed"))
+        name = self.pick(
+            (
+                "edx.course.enrollment.activated",
+                "edx.course.enrollment.activated",
+                "edx.course.enrollment.deactivated",
+                "edx.course.enrollment.mode_changed",
+            )
+        )
         mode = self.pick(("audit", "audit", "verified", "honor", "professional"))
         event = f'{{"course_id": "{c.key}", "user_id": {uid}, "mode": "{mode}"}}'
         org_id, course_id, org = self._ctx_variant(c)
         path = self.pick(("/api/enrollment/v1/enrollment", "/change_enrollment", "/api/commerce/v0/baskets/"))
-        ctx = (f'{{"course_id": "{course_id}", "org_id": "{org_id}", "user_id": {self._uid(uid)}, "path": "{path}", '
-               f'"enterprise_uuid": "", "course_user_tags": {{}}}}')
+        ctx = (
+            f'{{"course_id": "{course_id}", "org_id": "{org_id}", "user_id": {self._uid(uid)}, "path": "{path}", '
+            f'"enterprise_uuid": "", "course_user_tags": {{}}}}'
+        )
         return _Out(self._server(name, ctx, u, sess, event, referer=f"{LMS}/courses/{c.key}/about"), org, uid, ip)
 
     def _r_s_forum(self, u, sess, special):
         c = self._course(u)
         un, uid, ip, ag, al = self._user(u)
-        name = self.pick(("edx.forum.thread.created", "edx.forum.response.created", "edx.forum.comment.created",
-                           "edx.forum.thread.viewed", "edx.forum.thread.voted", "edx.forum.searched"))
+        name = self.pick(
+            (
+                "edx.forum.thread.created",
+                "edx.forum.response.created",
+                "edx.forum.comment.created",
+                "edx.forum.thread.viewed",
+                "edx.forum.thread.voted",
+                "edx.forum.searched",
+            )
+        )
         disc = self.pick(c.discussions)
         tid = self.hx(24)
         n = self.ri(1, 40)
         title = _q(self.pick(FORUM_TITLES).format(n=n))
-        if special == 3:   # a foreign writer's Latin-1 / stray byte inside a string: invalid UTF-8
+        if special == 3:  # a foreign writer's Latin-1 / stray byte inside a string: invalid UTF-8
             title = title[:-1] + self.pick((" caf\udce9", " \udcff\udcfe", " na\udcefve")) + '"'
         body = "".join(self.pick(FORUM_TEXT) for _ in range(self.ri(1, 30)))
         truncated = len(body) > 2000
         body_q = _q(body[:2000])
         url = f"{LMS}/courses/{c.key}/discussion/forum/{disc}/threads/{tid}"
-        common = (f'"commentable_id": "{disc}", "discussion": {{"id": "{tid}"}}, "team_id": null, "url": "{url}", '
-                  f'"user_forums_roles": ["Student"], "user_course_roles": [], "category_name": {title}, "category_id": "{disc}"')
+        common = (
+            f'"commentable_id": "{disc}", "discussion": {{"id": "{tid}"}}, "team_id": null, "url": "{url}", '
+            f'"user_forums_roles": ["Student"], "user_course_roles": [], "category_name": {title}, "category_id": "{disc}"'
+        )
         if name == "edx.forum.thread.created":
-            event = (f'{{"title": {title}, "body": {body_q}, "truncated": {str(truncated).lower()}, "thread_type": "discussion", '
-                     f'"group_id": null, "anonymous": false, "anonymous_to_peers": false, "options": {{"followed": true}}, '
-                     f'"id": "{tid}", "title_truncated": false, {common}}}')
+            event = (
+                f'{{"title": {title}, "body": {body_q}, "truncated": {str(truncated).lower()}, "thread_type": "discussion", '
+                f'"group_id": null, "anonymous": false, "anonymous_to_peers": false, "options": {{"followed": true}}, '
+                f'"id": "{tid}", "title_truncated": false, {common}}}'
+            )
         elif name in ("edx.forum.response.created", "edx.forum.comment.created"):
-            event = (f'{{"body": {body_q}, "truncated": {str(truncated).lower()}, "id": "{self.hx(24)}", '
-                     f'"options": {{"followed": false}}, "response": {{"id": "{self.hx(24)}"}}, {common}}}')
+            event = (
+                f'{{"body": {body_q}, "truncated": {str(truncated).lower()}, "id": "{self.hx(24)}", '
+                f'"options": {{"followed": false}}, "response": {{"id": "{self.hx(24)}"}}, {common}}}'
+            )
         elif name == "edx.forum.searched":
             event = f'{{"query": {title}, "page": 1, "total_results": {self.ri(50)}, "corrected_text": null, "group_id": null}}'
         else:
             event = f'{{"id": "{tid}", "title": {title}, "title_truncated": false, {common}}}'
         org_id, course_id, org = self._ctx_variant(c)
-        ctx = (f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, '
-               f'"path": "/courses/{c.key}/discussion/{disc}/threads/create", "org_id": "{org_id}", "enterprise_uuid": ""}}')
+        ctx = (
+            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, '
+            f'"path": "/courses/{c.key}/discussion/{disc}/threads/create", "org_id": "{org_id}", "enterprise_uuid": ""}}'
+        )
         return _Out(self._server(name, ctx, u, sess, event, referer=url), org, uid, ip)
 
     def _r_s_misc(self, u, sess, special):
@@ -1245,19 +1549,27 @@ class _Generator:
             name, event = "showanswer", f'{{"problem_id": "{usage}"}}'
         else:
             name = "edx.problem.hint.demandhint_displayed"
-            event = (f'{{"module_id": "{usage}", "hint_index": {self.ri(3)}, "hint_len": 3, '
-                     f'"hint_text": {json.dumps(self.pick(FORUM_TEXT).strip())}}}')
+            event = (
+                f'{{"module_id": "{usage}", "hint_index": {self.ri(3)}, "hint_len": 3, '
+                f'"hint_text": {json.dumps(self.pick(FORUM_TEXT).strip())}}}'
+            )
         org_id, course_id, org = self._ctx_variant(c)
-        ctx = (f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, '
-               f'"path": "/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/{name}", "org_id": "{org_id}", '
-               f'"enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}}}')
+        ctx = (
+            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, '
+            f'"path": "/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/{name}", "org_id": "{org_id}", '
+            f'"enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}}}'
+        )
         return _Out(self._server(name, ctx, u, sess, event, page='"x_module"', referer=self._page(c)[0]), org, uid, ip)
 
     def _r_s_bi(self, u, sess, special):
         un, uid, ip, ag, al = self._user(u)
-        name, path = self.pick((("edx.bi.user.account.registered", "/api/user/v2/account/registration/"),
-                                 ("edx.bi.user.account.authenticated", "/login_ajax"),
-                                 ("edx.bi.user.account.authenticated", "/login_ajax")))
+        name, path = self.pick(
+            (
+                ("edx.bi.user.account.registered", "/api/user/v2/account/registration/"),
+                ("edx.bi.user.account.authenticated", "/login_ajax"),
+                ("edx.bi.user.account.authenticated", "/login_ajax"),
+            )
+        )
         prov = self.pick(("null", "null", '"Google"', '"Facebook"'))
         label = self.pick(("null", '""'))
         event = f'{{"category": "conversion", "label": {label}, "provider": {prov}}}'
@@ -1271,37 +1583,58 @@ class _Generator:
             org_id, course_id, org = "", "", None
         else:
             org_id, course_id, org = self._ctx_variant(c, allow_page_only=page_has_key)
-        ctx = (f'{{"user_id": {self._uid(uid)}, "path": "/event", "course_id": "{course_id}", "org_id": "{org_id}", '
-               f'"enterprise_uuid": ""}}')
+        ctx = f'{{"user_id": {self._uid(uid)}, "path": "/event", "course_id": "{course_id}", "org_id": "{org_id}", "enterprise_uuid": ""}}'
         ref = page if self.rnd.random() < 0.9 else f"{LMS}/dashboard"
-        return _Out(f'{{"name": "{name}", "context": {ctx}, "username": "{un}", "session": "{sess}", "ip": "{ip}", '
-                    f'"agent": {ag}, "host": "{SITE_HOST}", "referer": "{ref}", "accept_language": {al}, '
-                    f'"event": {event}, \x01, "event_type": "{name}", "event_source": "browser", "page": "{page}"}}',
-                    org, uid, ip)
+        return _Out(
+            f'{{"name": "{name}", "context": {ctx}, "username": "{un}", "session": "{sess}", "ip": "{ip}", '
+            f'"agent": {ag}, "host": "{SITE_HOST}", "referer": "{ref}", "accept_language": {al}, '
+            f'"event": {event}, \x01, "event_type": "{name}", "event_source": "browser", "page": "{page}"}}',
+            org,
+            uid,
+            ip,
+        )
 
     def _browser_page(self, c: _Course):
         """(page URL, whether it names the course key)."""
         rnd = self.rnd
-        if rnd.random() < 0.35 and c.v1:   # the xblock iframe: a block key, not a course key
-            return (f"{LMS}/xblock/{_block_key(c, 'vertical', self.pick(c.verticals)[1])}"
-                    f"?show_title=0&show_bookmark_button=0&recheck_access=1&view=student_view"), False
+        if rnd.random() < 0.35 and c.v1:  # the xblock iframe: a block key, not a course key
+            return (
+                f"{LMS}/xblock/{_block_key(c, 'vertical', self.pick(c.verticals)[1])}"
+                f"?show_title=0&show_bookmark_button=0&recheck_access=1&view=student_view"
+            ), False
         return self._page(c)[0], True
 
     def _r_b_video(self, u, sess, special):
         rnd = self.rnd
         c = self._course(u)
         h, vid, usage, yt, dur = self.pick(c.videos)
-        name = self.pick(("play_video", "play_video", "pause_video", "pause_video", "seek_video", "load_video",
-                           "stop_video", "speed_change_video", "show_transcript", "hide_transcript"))
+        name = self.pick(
+            (
+                "play_video",
+                "play_video",
+                "pause_video",
+                "pause_video",
+                "seek_video",
+                "load_video",
+                "stop_video",
+                "speed_change_video",
+                "show_transcript",
+                "hide_transcript",
+            )
+        )
         code = "html5" if rnd.random() < 0.4 else yt
         ct = f"{rnd.random() * dur:.3f}".rstrip("0").rstrip(".")
         if name == "seek_video":
-            ev = (f'{{\\"id\\":\\"{vid}\\",\\"code\\":\\"{code}\\",\\"old_time\\":{ct},'
-                  f'\\"new_time\\":{self.ri(dur)},\\"type\\":\\"{self.pick(("onSlideSeek", "onSkipSeek", "onClickSeek"))}\\",'
-                  f'\\"duration\\":{dur}}}')
+            ev = (
+                f'{{\\"id\\":\\"{vid}\\",\\"code\\":\\"{code}\\",\\"old_time\\":{ct},'
+                f'\\"new_time\\":{self.ri(dur)},\\"type\\":\\"{self.pick(("onSlideSeek", "onSkipSeek", "onClickSeek"))}\\",'
+                f'\\"duration\\":{dur}}}'
+            )
         elif name == "speed_change_video":
-            ev = (f'{{\\"id\\":\\"{vid}\\",\\"code\\":\\"{code}\\",\\"current_time\\":{ct},'
-                  f'\\"old_speed\\":\\"1.0\\",\\"new_speed\\":\\"{self.pick(("1.25", "1.50", "2.0", "0.75"))}\\",\\"duration\\":{dur}}}')
+            ev = (
+                f'{{\\"id\\":\\"{vid}\\",\\"code\\":\\"{code}\\",\\"current_time\\":{ct},'
+                f'\\"old_speed\\":\\"1.0\\",\\"new_speed\\":\\"{self.pick(("1.25", "1.50", "2.0", "0.75"))}\\",\\"duration\\":{dur}}}'
+            )
         elif name == "load_video":
             ev = f'{{\\"id\\":\\"{vid}\\",\\"code\\":\\"{code}\\",\\"duration\\":{dur},\\"currentTime\\":{ct}}}'
         elif name in ("show_transcript", "hide_transcript"):
@@ -1323,17 +1656,21 @@ class _Generator:
         h, usage, dn = self.pick(c.problems)
         q = f"input_{h}_2_1=choice_{self.ri(5)}"
         n_par = self.ri(30, 80) if special == 2 else self.ri(2, 8)
-        parts = [f'\n\n\n\n<h3 class="hd hd-3 problem-header" id="{h}-problem-title" aria-describedby="{usage}-problem-progress" '
-                 f'tabindex="-1">\n  {json.loads(dn)}\n</h3>\n\n<div class="problem-progress" id="{usage}-problem-progress"></div>\n\n'
-                 f'<div class="problem">\n  <div>\n']
+        parts = [
+            f'\n\n\n\n<h3 class="hd hd-3 problem-header" id="{h}-problem-title" aria-describedby="{usage}-problem-progress" '
+            f'tabindex="-1">\n  {json.loads(dn)}\n</h3>\n\n<div class="problem-progress" id="{usage}-problem-progress"></div>\n\n'
+            f'<div class="problem">\n  <div>\n'
+        ]
         for k in range(n_par):
-            parts.append(f'  <p>{self.pick(FORUM_TEXT).strip()} {self.pick(ANSWER_TEXT).strip()}</p>\n'
-                         f'  <div class="wrapper-problem-response" tabindex="-1" aria-label="Question {k + 1}" role="group">'
-                         f'<div class="choicegroup capa_inputtype" id="inputtype_{h}_{k + 2}_1">\n'
-                         f'    <fieldset aria-describedby="status_{h}_{k + 2}_1">\n'
-                         f'      <input type="radio" name="input_{h}_{k + 2}_1" id="input_{h}_{k + 2}_1_choice_{self.ri(5)}" '
-                         f'class="field-input input-radio" value="choice_{self.ri(5)}"/> {self.pick(ANSWER_TEXT).strip()}\n'
-                         f'    </fieldset>\n  </div></div>\n')
+            parts.append(
+                f"  <p>{self.pick(FORUM_TEXT).strip()} {self.pick(ANSWER_TEXT).strip()}</p>\n"
+                f'  <div class="wrapper-problem-response" tabindex="-1" aria-label="Question {k + 1}" role="group">'
+                f'<div class="choicegroup capa_inputtype" id="inputtype_{h}_{k + 2}_1">\n'
+                f'    <fieldset aria-describedby="status_{h}_{k + 2}_1">\n'
+                f'      <input type="radio" name="input_{h}_{k + 2}_1" id="input_{h}_{k + 2}_1_choice_{self.ri(5)}" '
+                f'class="field-input input-radio" value="choice_{self.ri(5)}"/> {self.pick(ANSWER_TEXT).strip()}\n'
+                f"    </fieldset>\n  </div></div>\n"
+            )
         parts.append("  </div>\n</div>\n")
         html = "".join(parts)
         ev = "[" + json.dumps(q) + ", " + json.dumps(html) + "]"
@@ -1358,30 +1695,44 @@ class _Generator:
         if rnd.random() < 0.5:
             ev = f'"{{\\"old\\":{old},\\"new\\":{new},\\"id\\":\\"{key}\\"}}"'
         else:
-            ev = (f'"{{\\"current_tab\\":{old},\\"tab_count\\":{n},\\"target_tab\\":{new},'
-                  f'\\"widget_placement\\":\\"{self.pick(("top", "bottom"))}\\",\\"id\\":\\"{key}\\"}}"')
+            ev = (
+                f'"{{\\"current_tab\\":{old},\\"tab_count\\":{n},\\"target_tab\\":{new},'
+                f'\\"widget_placement\\":\\"{self.pick(("top", "bottom"))}\\",\\"id\\":\\"{key}\\"}}"'
+            )
         page, has_key = self._page(c)[0], True
         return self._browser(name, u, sess, ev, c, page, has_key)
 
     def _r_b_link(self, u, sess, special):
         c = self._course(u)
         page, has_key = self._browser_page(c)
-        target = self.pick(("https://www.youtube.com/watch?v=" + self.pick(c.videos)[3], f"{c.lms}/progress",
-                             "https://docs.python.org/3/library/functions.html", f"{c.lms}/course/",
-                             "https://en.wikipedia.org/wiki/Fourier_transform", f"{LMS}/dashboard",
-                             f"{c.lms}/jump_to/{_block_key(c, 'vertical', self.pick(c.verticals)[1])}"))
-        return self._browser("edx.ui.lms.link_clicked", u, sess,
-                             f'{{"current_url": "{page}", "target_url": "{target}"}}', c, page, has_key)
+        target = self.pick(
+            (
+                "https://www.youtube.com/watch?v=" + self.pick(c.videos)[3],
+                f"{c.lms}/progress",
+                "https://docs.python.org/3/library/functions.html",
+                f"{c.lms}/course/",
+                "https://en.wikipedia.org/wiki/Fourier_transform",
+                f"{LMS}/dashboard",
+                f"{c.lms}/jump_to/{_block_key(c, 'vertical', self.pick(c.verticals)[1])}",
+            )
+        )
+        return self._browser("edx.ui.lms.link_clicked", u, sess, f'{{"current_url": "{page}", "target_url": "{target}"}}', c, page, has_key)
 
     def _r_b_outline(self, u, sess, special):
         c = self._course(u)
         ch, sq = self.pick(c.seqs)
         tgt = f"{c.lms}/jump_to/{_block_key(c, 'sequential', sq)}"
         page = f"{c.lms}/course/"
-        return self._browser("edx.ui.lms.outline.selected", u, sess,
-                             f'{{"current_url": "{page}", "target_name": {self.pick(c.problems)[2]}, '
-                             f'"target_url": "{tgt}", "widget_placement": "{self.pick(("accordion", "course-outline"))}"}}',
-                             c, page, True)
+        return self._browser(
+            "edx.ui.lms.outline.selected",
+            u,
+            sess,
+            f'{{"current_url": "{page}", "target_name": {self.pick(c.problems)[2]}, '
+            f'"target_url": "{tgt}", "widget_placement": "{self.pick(("accordion", "course-outline"))}"}}',
+            c,
+            page,
+            True,
+        )
 
     def _r_b_page_close(self, u, sess, special):
         rnd = self.rnd
@@ -1396,15 +1747,30 @@ class _Generator:
         c = self._course(u)
         page = f"{c.lms}/course/"
         url = f"{c.lms}/jump_to/{_block_key(c, 'vertical', self.pick(c.verticals)[1])}"
-        return self._browser("edx.course.home.resume_course.clicked", u, sess,
-                             f'{{"event_type": "{self.pick(("resume", "start"))}", "url": "{url}"}}', c, page, True)
+        return self._browser(
+            "edx.course.home.resume_course.clicked",
+            u,
+            sess,
+            f'{{"event_type": "{self.pick(("resume", "start"))}", "url": "{url}"}}',
+            c,
+            page,
+            True,
+        )
 
     def _r_b_bi(self, u, sess, special):
         c = self._course(u)
-        name = self.pick(("edx.bi.course.upgrade.sidebarupsell.displayed", "edx.bi.course.upgrade.sidebarupsell.displayed",
-                           "edx.bi.course.upgrade.sidebarupsell.clicked", "edx.bi.course.upgrade.sock.displayed"))
-        event = (f'{{"courserun_key": "{c.key}", "linkCategory": "green_upgrade", "linkName": "course_home_sidebar_green", '
-                 f'"linkType": "button", "pageName": "course_home", "org_key": "{c.org}", "value": {self.pick((49, 99, 149, 199))}}}')
+        name = self.pick(
+            (
+                "edx.bi.course.upgrade.sidebarupsell.displayed",
+                "edx.bi.course.upgrade.sidebarupsell.displayed",
+                "edx.bi.course.upgrade.sidebarupsell.clicked",
+                "edx.bi.course.upgrade.sock.displayed",
+            )
+        )
+        event = (
+            f'{{"courserun_key": "{c.key}", "linkCategory": "green_upgrade", "linkName": "course_home_sidebar_green", '
+            f'"linkType": "button", "pageName": "course_home", "org_key": "{c.org}", "value": {self.pick((49, 99, 149, 199))}}}'
+        )
         return self._browser(name, u, sess, event, c, f"{c.lms}/course/", True)
 
     # -- mobile ----------------------------------------------------------------------------
@@ -1413,44 +1779,66 @@ class _Generator:
         agent, app, client = self.w.mobile_client(u)
         org_id, course_id, org = self._ctx_variant(c)
         page, _ = self._page(c)
-        ctx = (f'{{"component": "{component}", "received_at": "\x02", "course_id": "{course_id}", '
-               f'"path": "/segment/event", "user_id": {uid}, "org_id": "{org_id}", "application": {app}, '
-               f'"client": {client}}}')
+        ctx = (
+            f'{{"component": "{component}", "received_at": "\x02", "course_id": "{course_id}", '
+            f'"path": "/segment/event", "user_id": {uid}, "org_id": "{org_id}", "application": {app}, '
+            f'"client": {client}}}'
+        )
         ipv = '""' if self.rnd.random() < 0.7 else f'"{ip}"'
-        return _Out(f'{{"username": "{un}", "event_source": "mobile", "name": "{name}", \x01, "agent": {agent}, '
-                    f'"page": "{page}", "host": "{SITE_HOST}", "session": "", "context": {ctx}, "ip": {ipv}, '
-                    f'"event": {event}, "event_type": "{event_type}"}}', org, uid, None)
+        return _Out(
+            f'{{"username": "{un}", "event_source": "mobile", "name": "{name}", \x01, "agent": {agent}, '
+            f'"page": "{page}", "host": "{SITE_HOST}", "session": "", "context": {ctx}, "ip": {ipv}, '
+            f'"event": {event}, "event_type": "{event_type}"}}',
+            org,
+            uid,
+            None,
+        )
 
     def _r_m_video(self, u, sess, special):
         rnd = self.rnd
         c = self._course(u)
         h, vid, usage, yt, dur = self.pick(c.videos)
-        name, legacy = self.pick((("edx.video.played", "play_video"), ("edx.video.played", "play_video"),
-                                   ("edx.video.paused", "pause_video"), ("edx.video.position.changed", "seek_video"),
-                                   ("edx.video.loaded", "load_video"), ("edx.video.stopped", "stop_video"),
-                                   ("edx.video.transcript.shown", "show_transcript")))
+        name, legacy = self.pick(
+            (
+                ("edx.video.played", "play_video"),
+                ("edx.video.played", "play_video"),
+                ("edx.video.paused", "pause_video"),
+                ("edx.video.position.changed", "seek_video"),
+                ("edx.video.loaded", "load_video"),
+                ("edx.video.stopped", "stop_video"),
+                ("edx.video.transcript.shown", "show_transcript"),
+            )
+        )
         ct = f"{rnd.random() * dur:.3f}"
         mid = usage
         if name == "edx.video.position.changed":
-            body = (f'"code": "mobile", "id": "{vid}", "old_time": {ct}, "new_time": {self.ri(dur)}.0, '
-                    f'"type": "{self.pick(("onSkipSeek", "onSlideSeek"))}", "module_id": "{mid}"')
+            body = (
+                f'"code": "mobile", "id": "{vid}", "old_time": {ct}, "new_time": {self.ri(dur)}.0, '
+                f'"type": "{self.pick(("onSkipSeek", "onSlideSeek"))}", "module_id": "{mid}"'
+            )
         else:
             body = f'"code": "mobile", "id": "{vid}", "currentTime": {ct}, "module_id": "{mid}"'
         if self.w.mobile_client(u)[1].find("android") >= 0:
-            event = json.dumps("{" + body + "}")          # the Android app: a JSON string
+            event = json.dumps("{" + body + "}")  # the Android app: a JSON string
         else:
-            event = "{" + body + "}"                      # iOS: an object
+            event = "{" + body + "}"  # iOS: an object
         return self._mobile(name, legacy, u, event, c, "videoplayer")
 
     def _r_m_bi(self, u, sess, special):
         c = self._course(u)
-        name, label = self.pick((("edx.bi.app.navigation.screen", "Course Outline"),
-                                  ("edx.bi.app.navigation.screen", "Course Dashboard"),
-                                  ("edx.bi.app.navigation.screen", "Unit Detail"),
-                                  ("edx.bi.app.videos.download.toggled", "Bulk Download")))
-        event = (f'{{"category": "{"screen" if "screen" in name else "video"}", "label": "{label}", '
-                 f'"course_id": "{c.key}", "app_name": "{self.pick(("edx.mobileapp.android", "edx.mobileapp.iOS"))}", '
-                 f'"connection_type": "{self.pick(("wifi", "cellular"))}", "screen_position": {self.ri(10000)}}}')
+        name, label = self.pick(
+            (
+                ("edx.bi.app.navigation.screen", "Course Outline"),
+                ("edx.bi.app.navigation.screen", "Course Dashboard"),
+                ("edx.bi.app.navigation.screen", "Unit Detail"),
+                ("edx.bi.app.videos.download.toggled", "Bulk Download"),
+            )
+        )
+        event = (
+            f'{{"category": "{"screen" if "screen" in name else "video"}", "label": "{label}", '
+            f'"course_id": "{c.key}", "app_name": "{self.pick(("edx.mobileapp.android", "edx.mobileapp.iOS"))}", '
+            f'"connection_type": "{self.pick(("wifi", "cellular"))}", "screen_position": {self.ri(10000)}}}'
+        )
         return self._mobile(name, name, u, event, c, "navigation")
 
     # -- task (celery worker) --------------------------------------------------------------
@@ -1464,34 +1852,47 @@ class _Generator:
             name = "edx.grades.subsection.grade_calculated"
             tot = float(self.ri(1, 12))
             earned = float(self.ri(int(tot) + 1))
-            event = (f'{{"user_id": "{uid}", "course_id": "{c.key}", "block_id": "{_block_key(c, "sequential", self.pick(c.seqs)[1])}", '
-                     f'"course_version": "{c.version}", "weighted_total_earned": {earned}, "weighted_total_possible": {tot}, '
-                     f'"weighted_graded_earned": {earned}, "weighted_graded_possible": {tot}, '
-                     f'"first_attempted": "2026-10-{self.ri(1, 29):02d} 20:55:53.{self.ri(10**6):06d}+00:00", '
-                     f'"subtree_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
-                     f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
-                     f'"visible_blocks_hash": "{self.hx(27)}="}}')
+            event = (
+                f'{{"user_id": "{uid}", "course_id": "{c.key}", "block_id": "{_block_key(c, "sequential", self.pick(c.seqs)[1])}", '
+                f'"course_version": "{c.version}", "weighted_total_earned": {earned}, "weighted_total_possible": {tot}, '
+                f'"weighted_graded_earned": {earned}, "weighted_graded_possible": {tot}, '
+                f'"first_attempted": "2026-10-{self.ri(1, 29):02d} 20:55:53.{self.ri(10**6):06d}+00:00", '
+                f'"subtree_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
+                f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
+                f'"visible_blocks_hash": "{self.hx(27)}="}}'
+            )
         elif p < 0.85:
             name = "edx.grades.course.grade_calculated"
-            event = (f'{{"user_id": "{uid}", "course_id": "{c.key}", "course_version": "{c.version}", '
-                     f'"percent_grade": {self.ri(101) / 100}, "letter_grade": "", '
-                     f'"course_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
-                     f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
-                     f'"grading_policy_hash": "{self.hx(27)}="}}')
+            event = (
+                f'{{"user_id": "{uid}", "course_id": "{c.key}", "course_version": "{c.version}", '
+                f'"percent_grade": {self.ri(101) / 100}, "letter_grade": "", '
+                f'"course_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
+                f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
+                f'"grading_policy_hash": "{self.hx(27)}="}}'
+            )
         elif p < 0.95:
             name = self.pick(("edx.course.grade.passed.first_time", "edx.course.grade.now_passed", "edx.course.grade.now_failed"))
-            event = (f'{{"user_id": "{uid}", "course_id": "{c.key}", "event_transaction_id": "{tx}", '
-                     f'"event_transaction_type": "edx.grades.problem.submitted"}}')
+            event = (
+                f'{{"user_id": "{uid}", "course_id": "{c.key}", "event_transaction_id": "{tx}", '
+                f'"event_transaction_type": "edx.grades.problem.submitted"}}'
+            )
         else:
             name = "edx.certificate.created"
-            event = (f'{{"user_id": {uid}, "course_id": "{c.key}", "certificate_id": "{self.hx(32)}", '
-                     f'"certificate_url": "{LMS}/certificates/{self.hx(32)}", "enrollment_mode": "verified", '
-                     f'"generation_mode": "batch"}}')
+            event = (
+                f'{{"user_id": {uid}, "course_id": "{c.key}", "certificate_id": "{self.hx(32)}", '
+                f'"certificate_url": "{LMS}/certificates/{self.hx(32)}", "enrollment_mode": "verified", '
+                f'"generation_mode": "batch"}}'
+            )
         org_id, course_id, org = self._ctx_variant(c)
         ctx = f'{{"course_id": "{course_id}", "org_id": "{org_id}", "enterprise_uuid": ""}}'
-        return _Out(f'{{"name": "{name}", "context": {ctx}, "username": "", "session": "", "ip": "", "agent": "", '
-                    f'"host": "", "referer": "", "accept_language": "", "event": {event}, \x01, '
-                    f'"event_type": "{name}", "event_source": "task", "page": null}}', org, None, None)
+        return _Out(
+            f'{{"name": "{name}", "context": {ctx}, "username": "", "session": "", "ip": "", "agent": "", '
+            f'"host": "", "referer": "", "accept_language": "", "event": {event}, \x01, '
+            f'"event_type": "{name}", "event_source": "task", "page": null}}',
+            org,
+            None,
+            None,
+        )
 
 
 def _reserialize(body: str, rnd: random.Random) -> str:
@@ -1530,15 +1931,14 @@ def _largest_remainder(total: int, weights: np.ndarray) -> list[int]:
 
 def _gzip_bytes(data: bytes) -> bytes:
     if _igzip is not None:
-        return _igzip.compress(data, compresslevel=2, mtime=0)   # level 3 is 2x slower for 5%
+        return _igzip.compress(data, compresslevel=2, mtime=0)  # level 3 is 2x slower for 5%
     return _gzip.compress(data, compresslevel=6, mtime=0)  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
-def _generate(out: str, events: int, seed: int, days: int = 1, files: int = 8,
-              start_date: str = "2026-11-02") -> tuple[dict, dict]:
+def _generate(out: str, events: int, seed: int, days: int = 1, files: int = 8, start_date: str = "2026-11-02") -> tuple[dict, dict]:
     if events < 0 or days < 1 or files < 1:
         raise ValueError("events must be >= 0, days and files >= 1")
     start = date.fromisoformat(start_date)
@@ -1557,9 +1957,14 @@ def _generate(out: str, events: int, seed: int, days: int = 1, files: int = 8,
     for d in range(days):
         for inst in range(files):
             g.run_file(d, inst, root)
-    group, iid = g.cms_instance   # a Studio instance that logged nothing that day: an empty file
-    g._write_gz(root, f"logs/tracking/{group}/{iid}/tracking.log-{(start + timedelta(days=1)).strftime('%Y%m%d')}-"
-                      f"{(g.start_day + 1) * 86400 + g.rnd.randrange(240, 840)}.gz", b"", 0)
+    group, iid = g.cms_instance  # a Studio instance that logged nothing that day: an empty file
+    g._write_gz(
+        root,
+        f"logs/tracking/{group}/{iid}/tracking.log-{(start + timedelta(days=1)).strftime('%Y%m%d')}-"
+        f"{(g.start_day + 1) * 86400 + g.rnd.randrange(240, 840)}.gz",
+        b"",
+        0,
+    )
     assert not g.pending, "copies left unplaced"
     exp = g.expected()
     tmp = root / "expected.json.tmp"
@@ -1569,8 +1974,7 @@ def _generate(out: str, events: int, seed: int, days: int = 1, files: int = 8,
     return exp, intended
 
 
-def generate(out: str, events: int, seed: int, days: int = 1, files: int = 8,
-             start_date: str = "2026-11-02") -> dict:
+def generate(out: str, events: int, seed: int, days: int = 1, files: int = 8, start_date: str = "2026-11-02") -> dict:
     """Write a faulty raw tracking-log corpus under `out` and `out/expected.json`; return the
     expected counts. Same arguments give byte-identical files. A previous generated corpus in
     `out` is replaced; any other non-empty `out/logs` is refused (FileExistsError)."""
@@ -1579,19 +1983,29 @@ def generate(out: str, events: int, seed: int, days: int = 1, files: int = 8,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of `trackpipe generate` to `parser`."""
-    parser.add_argument("--events", type=int, required=True,
-                        help="event lines to write in total (duplicates included); bad and blank "
-                             "lines (~0.4%%) come on top")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed; the same arguments give byte-identical files (default: 0)")
-    parser.add_argument("--out", required=True,
-                        help="output folder: logs go to OUT/logs/tracking/<server-group>/<instance>/"
-                             "tracking.log-YYYYMMDD-<epoch>.gz, the exact counts to OUT/expected.json")
-    parser.add_argument("--days", type=int, default=1,
-                        help="consecutive days of traffic, starting at --start-date (default: 1)")
-    parser.add_argument("--files", type=int, default=8,
-                        help="rotated log files per day, one per app server instance; with 3 or more, "
-                             "the last one is a celery worker holding the task events (default: 8)")
-    parser.add_argument("--start-date", default="2026-11-02",
-                        help="first day of traffic, YYYY-MM-DD; files are named by their rotation "
-                             "date, the day after (default: 2026-11-02)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        required=True,
+        help="event lines to write in total (duplicates included); bad and blank lines (~0.4%%) come on top",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same arguments give byte-identical files (default: 0)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder: logs go to OUT/logs/tracking/<server-group>/<instance>/"
+        "tracking.log-YYYYMMDD-<epoch>.gz, the exact counts to OUT/expected.json",
+    )
+    parser.add_argument("--days", type=int, default=1, help="consecutive days of traffic, starting at --start-date (default: 1)")
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=8,
+        help="rotated log files per day, one per app server instance; with 3 or more, "
+        "the last one is a celery worker holding the task events (default: 8)",
+    )
+    parser.add_argument(
+        "--start-date",
+        default="2026-11-02",
+        help="first day of traffic, YYYY-MM-DD; files are named by their rotation date, the day after (default: 2026-11-02)",
+    )

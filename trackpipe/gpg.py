@@ -5,6 +5,7 @@ operator's keyring (GNUPGHOME). The driver resolves them all before the pipeline
 missing or unusable key fails the run before anything is written; workers then get the public
 key material itself (not a path) and import it into a private, temporary keyring.
 """
+
 from __future__ import annotations
 
 import os
@@ -102,7 +103,9 @@ def _resolve_one(spec: str, home: str, package: str, armored: dict[str, bytes]) 
         listing = _run(["--with-colons", "--fingerprint", "--list-keys", spec], None)
         found = _encryption_keys(listing.stdout.decode()) if listing.returncode == 0 else []
         if not found:
-            raise ConfigError(f"{who}: no usable public key with that id in the GnuPG keyring (GNUPGHOME={os.environ.get('GNUPGHOME', '~/.gnupg')})")
+            raise ConfigError(
+                f"{who}: no usable public key with that id in the GnuPG keyring (GNUPGHOME={os.environ.get('GNUPGHOME', '~/.gnupg')})"
+            )
         fingerprint = found[0]
         exported = _run(["--armor", "--export", fingerprint], None).stdout
         imported = _run(["--import"], home, exported)

@@ -5,6 +5,7 @@ a dead process on this same host is stale and taken over with a warning; otherwi
 refuses, naming the owner, so two runs never interleave partitions. On local disk the lock file
 is created with O_EXCL; on S3 with a conditional PUT (If-None-Match: *), which is atomic too.
 """
+
 from __future__ import annotations
 
 import datetime as _dt

@@ -8,6 +8,7 @@ Its reconciliation must balance:
 `outside_selected_dates` counts the events (kept rows and their removed copies) that belong to
 days the run was asked not to write (`--date`, `--start-date/--end-date`); it is 0 otherwise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -13,6 +13,7 @@ Python's cyclic garbage collector is paused while a file is parsed: the parser c
 of short-lived containers but no reference cycles, and full collections would repeatedly scan
 every live event of the chunk being built.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -7,6 +7,7 @@ seconds (default 10) where no terminal is attached (CI, cron). Nothing here need
 to share memory with the driver, so it works for worker processes and for remote workers
 whose output folder the driver can read. `--quiet` turns it off.
 """
+
 from __future__ import annotations
 
 import json

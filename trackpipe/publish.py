@@ -14,6 +14,7 @@ A run killed during step 3 leaves the journal behind; the next run (or `trackpip
 replays it before doing anything else (`recover`), so the outputs end up exactly as this run
 would have left them. Every action is idempotent, so a replay after a partial replay is fine.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -61,7 +62,9 @@ def publish(workdir: WorkDir, stats: dict, info: RunInfo) -> dict:
                     rows = stats.get("rows_written", {}).get(stream, {}).get(date, 0)
                     partitions.append({"stream": stream, "dt": date, "rows": rows, "path": "/".join(parts), "files": files})
     staged_rejects = workdir.path(REJECTS_DIR)
-    actions.append(_replace_or_delete(staged_rejects, storage.join(out, REJECTS_DIR), _relative(staged_rejects, storage.list_files(staged_rejects))))
+    actions.append(
+        _replace_or_delete(staged_rejects, storage.join(out, REJECTS_DIR), _relative(staged_rejects, storage.list_files(staged_rejects)))
+    )
     if info.packages:
         actions.extend(_package_actions(workdir, out, info.site, dates, stats.get("packages", {})))
     manifest = build(stats, info, _now(), dates, partitions)

@@ -9,6 +9,7 @@ credentials). Whatever comes from the environment is also added to the Beam flag
 remote workers (Dataflow, Flink) receive pipeline options, not the launcher's environment.
 Secrets are redacted wherever options are recorded (`redact`).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -10,6 +10,7 @@ Reads stream (a large object is never read whole unless asked) and can seek with
 so Arrow can fetch single record batches; writes spool to a temporary file and upload on close
 (multipart for large files). Botocore errors become one-line TrackpipeErrors naming the URL.
 """
+
 from __future__ import annotations
 
 import fnmatch

@@ -8,6 +8,7 @@
 Object stores have no folders and no rename: "folders" are key prefixes, and moving means
 copying then deleting (see trackpipe.publish for how partitions are still replaced whole).
 """
+
 from __future__ import annotations
 
 import errno

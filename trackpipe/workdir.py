@@ -12,6 +12,7 @@ A worker that hits an expected failure (corrupt input, disk full, reject thresho
 one-line reason to `_errors/` before raising, because runners wrap exceptions in their own
 tracebacks; the driver prints that line instead of a traceback.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ trackpipe's progress and summary. This runs the very same worker with a silent r
 its log records still reach the runner through Beam's logging channel, so failures are
 reported as usual. TRACKPIPE_DEBUG=1 keeps everything.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ A chunk is a run of consecutive lines of one file (at most `read.chunk_lines` ev
 `read.chunk_bytes` of raw JSON), so memory stays bounded whatever the file size. Its key sorts
 like (file path, chunk number): `decide` relies on that to break ties by file and line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -83,9 +84,7 @@ class ChunkBuilder:
 
     BATCH_ROWS = 16_384
 
-    def __init__(
-        self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int, open_sink=None
-    ):
+    def __init__(self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int, open_sink=None):
         """`open_sink(chunk key)`, when given, returns a writer (`.path`, `.write(table)`,
         `.close()`) that receives each record batch as soon as it is built: the chunk is
         staged as it grows and only its fingerprints stay in memory."""

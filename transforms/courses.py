@@ -5,6 +5,7 @@ org of a course key found in the browser `page` URL or in the URL path that impl
 events carry as `event_type`. Course keys come as `course-v1:Org+Course+Run` and the older
 `Org/Course/Run`.
 """
+
 from __future__ import annotations
 
 import re

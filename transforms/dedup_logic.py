@@ -13,6 +13,7 @@ fingerprint record (FP_DTYPE). Records are sharded by identity, and `decide` res
 - Otherwise it is a separate, real event and is kept too. Copies are compared with kept
   records only: a copy near a *dropped* copy but outside every kept record's window is new.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -68,9 +69,7 @@ def decide(parts: list[tuple[str, np.ndarray]], window_us: int) -> dict[str, np.
     if len(recs) < 2:
         return {}
     chunk_idx = np.concatenate([np.full(len(r), i, np.int32) for i, (_, r) in enumerate(parts)])
-    order = np.lexsort(
-        (recs["row"], chunk_idx, recs["tie"], recs["time"], recs["recv"], recs["id_lo"], recs["id_hi"])
-    )
+    order = np.lexsort((recs["row"], chunk_idx, recs["tie"], recs["time"], recs["recv"], recs["id_lo"], recs["id_hi"]))
     recs, chunk_idx = recs[order], chunk_idx[order]
     same = (recs["id_hi"][1:] == recs["id_hi"][:-1]) & (recs["id_lo"][1:] == recs["id_lo"][:-1])
     if not same.any():

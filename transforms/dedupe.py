@@ -5,6 +5,7 @@ Input: (shard, (chunk key, fingerprint records as bytes)) from the reader. Outpu
 for several lines; chunks with nothing to change get no decision at all. The rule itself is
 plain Python in transforms.dedup_logic.
 """
+
 from __future__ import annotations
 
 import apache_beam as beam
@@ -32,8 +33,4 @@ class DeduplicateEvents(beam.PTransform):
         self._window_seconds = window_seconds
 
     def expand(self, fingerprints):
-        return (
-            fingerprints
-            | "GroupByShard" >> beam.GroupByKey()
-            | "Decide" >> beam.ParDo(DecideShardFn(self._window_seconds))
-        )
+        return fingerprints | "GroupByShard" >> beam.GroupByKey() | "Decide" >> beam.ParDo(DecideShardFn(self._window_seconds))

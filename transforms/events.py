@@ -15,6 +15,7 @@ received_at). Both are xxh3-128 of a canonical serialisation (sorted keys, compa
 order, whitespace and `\\u` escaping do not matter, and they are the same in every process
 (never Python's seeded `hash()`).
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ sorted by (received_at, time, event_id); here the sorted fragments of one (org, 
 merged as streams (memory stays bounded by a few batches per fragment, not by the org's day),
 gzipped deterministically, and encrypted with gpg when the org has recipients.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -118,7 +119,14 @@ class MergePackageFn(beam.DoFn):
         count("package_events", events)
         yield {
             "packages": {
-                f"{folder}/{name}": {"org": package, "date": date, "events": events, "bytes": size, "sha256": digest, "encrypted": bool(recipients)}
+                f"{folder}/{name}": {
+                    "org": package,
+                    "date": date,
+                    "events": events,
+                    "bytes": size,
+                    "sha256": digest,
+                    "encrypted": bool(recipients),
+                }
             }
         }
 

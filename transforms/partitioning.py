@@ -3,6 +3,7 @@
 Everything is columnar (Arrow and NumPy); no per-row Python except where the rows are few
 (removed copies) or the loop is over distinct values (orgs).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -135,9 +136,7 @@ def duplicate_rows(table: pa.Table, decisions: np.ndarray, wanted: frozenset[int
         yield day_to_date(kept_days[start]), audit.slice(start, stop - start)
 
 
-def package_rows(
-    table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: OrgsConfig
-) -> tuple[pa.Table, dict[str, int]]:
+def package_rows(table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: OrgsConfig) -> tuple[pa.Table, dict[str, int]]:
     """Rows for research packages, one per (package, event), sorted by (package, day,
     received_at, time, event_id), and counts of what was left out and why."""
     candidates = keep & in_range & (table.column("stream").to_numpy(zero_copy_only=False) == STREAM_RESEARCH)

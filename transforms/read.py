@@ -6,6 +6,7 @@ batches) travel on through the deduplication shuffle; the events themselves are 
 by the writer, after the decisions are made. Moving whole events through a shuffle is what made
 Beam pipelines over tracking logs slow and memory-hungry (see docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -6,6 +6,7 @@ the lines before the damage and says nothing). Decompression uses ISA-L (`isal`)
 faster than zlib on the same stream, and streams: memory is bounded by the read block and the
 longest line, never by the file.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -2,6 +2,7 @@
 
 One list of columns serves both formats, the warehouse DDL and the README, so they cannot drift.
 """
+
 from __future__ import annotations
 
 import pyarrow as pa

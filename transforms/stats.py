@@ -4,6 +4,7 @@ The run manifest is built from the merged statistics, which flow through the pip
 other data, so it is right on every runner (no driver-side state, no DirectRunner-only tricks).
 Numbers add up, dicts merge key by key, lists concatenate (and are sorted when published).
 """
+
 from __future__ import annotations
 
 import apache_beam as beam

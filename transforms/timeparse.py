@@ -4,6 +4,7 @@ Tracking logs carry `2016-08-04T13:43:34.967980+00:00` mostly, but also no fract
 other offsets, and no offset at all (2012-13 logs, meaning UTC). edX's own parser dropped the
 offset; here every variant is converted to the same UTC instant.
 """
+
 from __future__ import annotations
 
 import datetime as _dt

@@ -4,6 +4,7 @@ Output edge of the pipeline. Everything is written into the run's work folder; t
 step moves complete partitions to their public places. File names come from the chunk key
 (`part-<file digest>-<chunk>`), so a rerun writes the same files with the same rows.
 """
+
 from __future__ import annotations
 
 import apache_beam as beam
@@ -128,7 +129,9 @@ class _ChunkOutputs:
     def write(self, target: tuple, table: pa.Table) -> None:
         kind = target[0]
         if kind == "package":
-            writer = self._writer(("package",), self._workdir.scratch_path("package_fragments", f"{self._file_id}.arrow"), PACKAGE_SCHEMA, "arrow")
+            writer = self._writer(
+                ("package",), self._workdir.scratch_path("package_fragments", f"{self._file_id}.arrow"), PACKAGE_SCHEMA, "arrow"
+            )
             for start in range(0, table.num_rows, PACKAGE_BATCH_ROWS):
                 self._fragments.setdefault(target[1:], []).append(writer.batches)
                 writer.write(table.slice(start, PACKAGE_BATCH_ROWS))
@@ -143,7 +146,9 @@ class _ChunkOutputs:
         path = self._workdir.path("duplicates", f"dt={date}", f"part-{self._file_id}.parquet")
         self._writer(target, path, DUPLICATES_SCHEMA, "parquet").write(table)
         removed = self._dup_stats
-        for kind_name, source, name in zip(table.column("kind").to_pylist(), table.column("event_source").to_pylist(), table.column("name").to_pylist()):
+        for kind_name, source, name in zip(
+            table.column("kind").to_pylist(), table.column("event_source").to_pylist(), table.column("name").to_pylist()
+        ):
             _bump(removed, "by_kind", kind_name)
             _bump(removed, "by_source", source)
             _bump(removed, "by_dt", date)

@@ -3,6 +3,7 @@
 Every writer is deterministic: the same rows give the same bytes (no timestamps, no file names
 in gzip headers), so reruns can be compared byte for byte.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,20 @@ EXTENSIONS = {"parquet": ".parquet", "avro": ".avro"}
 # Dictionary-encode only the columns whose values repeat; for event, context, raw ids and
 # URLs, dictionaries cost time and do not shrink the file (measured: see docs/benchmarks.md).
 DICTIONARY_COLUMNS = [
-    "name", "event_type", "event_source", "username", "course_id", "org_id", "session", "ip", "agent",
-    "host", "accept_language", "source_file", "kind", "source",
+    "name",
+    "event_type",
+    "event_source",
+    "username",
+    "course_id",
+    "org_id",
+    "session",
+    "ip",
+    "agent",
+    "host",
+    "accept_language",
+    "source_file",
+    "kind",
+    "source",
 ]
 _PARSED_AVRO: dict = {}
 
