@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from trackpipe.lock import pid_alive
+
 __all__ = [
     "s3_server",
     "s3_bucket",
@@ -662,21 +664,6 @@ _PG_FIXTURE_PREFIX = "trackpipe-pg-"
 _PG_OWNER_FILE = "owner.pid"
 
 
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` runs; a zombie (killed, not yet reaped) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        # /proc/<pid>/stat is "pid (comm) state ..."; comm may contain spaces.
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        return state != "Z"
-    return True
-
-
 def _reap_abandoned_clusters(root: str = "/tmp") -> None:
     """Stop and delete fixture clusters whose pytest process died without teardown.
 
@@ -689,7 +676,7 @@ def _reap_abandoned_clusters(root: str = "/tmp") -> None:
             owner_pid = int((workdir / _PG_OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue  # not ours, or still being created
-        if _pid_alive(owner_pid):
+        if pid_alive(owner_pid):
             continue
         if (workdir / "data" / "postmaster.pid").exists():
             owner = _unprivileged_user() if os.geteuid() == 0 else None

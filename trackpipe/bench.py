@@ -98,35 +98,11 @@ def _jobs(folder: Path, out: Path) -> dict[str, list[str]]:
     files = sorted(str(p) for p in (folder / "logs").rglob("*.gz"))
     py = sys.executable
     glob = str(folder / "logs" / "**" / "*.gz")
+    run = [py, "-m", "trackpipe.cli", "run", "--input", glob, "--no-package", "--quiet"]
     return {
-        "trackpipe (2 worker processes)": [
-            py,
-            "-m",
-            "trackpipe.cli",
-            "run",
-            "--input",
-            glob,
-            "--output",
-            str(out / "tp2"),
-            "--no-package",
-            "--quiet",
-            "--direct_running_mode",
-            "multi_processing",
-            "--direct_num_workers",
-            "2",
-        ],
-        "trackpipe (1 process, in memory)": [
-            py,
-            "-m",
-            "trackpipe.cli",
-            "run",
-            "--input",
-            glob,
-            "--output",
-            str(out / "tp1"),
-            "--no-package",
-            "--quiet",
-        ],
+        "trackpipe (2 worker processes)": run
+        + ["--output", str(out / "tp2"), "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
+        "trackpipe (1 process, in memory)": run + ["--output", str(out / "tp1")],
         "DuckDB baseline (2 threads)": [
             py,
             "-c",

@@ -1415,15 +1415,20 @@ class _Generator:
             f'"correct_map": {{{", ".join(cmap)}}}, "success": "{"correct" if grade == n_in else "incorrect"}", '
             f'"attempts": {self.ri(1, 4)}, "submission": {{{", ".join(sub)}}}}}'
         )
-        org_id, course_id, org = self._ctx_variant(c)
-        path = f"/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/problem_check"
-        ctx = (
-            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, "path": "{path}", '
-            f'"org_id": "{org_id}", "enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}, '
-            f'"asides": {{}}}}'
-        )
+        ctx, org = self._problem_context(c, usage, dn, uid, asides=True)
         page, _ = self._page(c)
         return _Out(self._server("problem_check", ctx, u, sess, event, page='"x_module"', referer=page), org, uid, ip)
+
+    def _problem_context(self, c, usage, dn, uid, asides: bool) -> tuple[str, str]:
+        """The `context` of a server event raised by a problem's handler, and the event's org."""
+        org_id, course_id, org = self._ctx_variant(c)
+        path = f"/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/problem_check"
+        tail = ', "asides": {}' if asides else ""
+        ctx = (
+            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, "path": "{path}", '
+            f'"org_id": "{org_id}", "enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}{tail}}}'
+        )
+        return ctx, org
 
     def _r_s_grades(self, u, sess, special):
         rnd = self.rnd
@@ -1462,12 +1467,7 @@ class _Generator:
                 f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
                 f'"grading_policy_hash": "{self.hx(27)}="}}'
             )
-        org_id, course_id, org = self._ctx_variant(c)
-        path = f"/courses/{c.key}/xblock/{usage}/handler/xmodule_handler/problem_check"
-        ctx = (
-            f'{{"course_id": "{course_id}", "course_user_tags": {{}}, "user_id": {self._uid(uid)}, "path": "{path}", '
-            f'"org_id": "{org_id}", "enterprise_uuid": "", "module": {{"display_name": {dn}, "usage_key": "{usage}"}}}}'
-        )
+        ctx, org = self._problem_context(c, usage, dn, uid, asides=False)
         return _Out(self._server(name, ctx, u, sess, event, referer=self._page(c)[0]), org, uid, ip)
 
     def _r_s_enrollment(self, u, sess, special):

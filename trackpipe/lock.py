@@ -8,6 +8,7 @@ is created with O_EXCL; on S3 with a conditional PUT (If-None-Match: *), which i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -22,13 +23,19 @@ LOCK_NAME = "_lock.json"
 log = logging.getLogger("trackpipe")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if `pid` runs on this host; a zombie (killed, not yet reaped) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        # /proc/<pid>/stat is "pid (comm) state ...": comm may contain spaces.
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rpartition(")")[2].split()[0]
+        return state != "Z"
     return True
 
 
@@ -70,7 +77,7 @@ class OutputLock:
             )
 
     def _stale(self, current: dict) -> bool:
-        return current.get("host") == self.owner["host"] and isinstance(current.get("pid"), int) and not _pid_alive(current["pid"])
+        return current.get("host") == self.owner["host"] and isinstance(current.get("pid"), int) and not pid_alive(current["pid"])
 
     def read(self) -> dict:
         try:

@@ -607,22 +607,32 @@ def rows_chart(run: rd.RunData, cmp: Compare | None) -> str:
     return _section("rows", "Rows written per stream and day", intro, legend + chart)
 
 
-def duplicates_charts(run: rd.RunData, cmp: Compare | None) -> str:
-    dup = run.duplicates
-    odup = cmp.other.duplicates if cmp else None
-    kinds = list(dup.by_kind) + [k for k in (odup.by_kind if odup else {}) if k not in dup.by_kind]
-    kind_bars = [
+def _keys(counts: dict, other: dict | None) -> list:
+    """This run's keys, then the other run's keys this run lacks."""
+    return list(counts) + [k for k in (other or {}) if k not in counts]
+
+
+def _share_bars(counts: dict, other: dict | None, total: int, color) -> list[Bar]:
+    """One bar per key with its count, its share of `total` and the other run's count."""
+    return [
         Bar(
             k,
             k,
-            dup.by_kind.get(k, 0),
-            _color(k, KIND_COLORS, i),
-            prev=odup.by_kind.get(k, 0) if odup else None,
-            compared=odup is not None,
-            sub=f"({_share(dup.by_kind.get(k, 0), dup.total)})",
+            counts.get(k, 0),
+            color(k, i),
+            prev=other.get(k, 0) if other is not None else None,
+            compared=other is not None,
+            sub=f"({_share(counts.get(k, 0), total)})",
         )
-        for i, k in enumerate(kinds)
+        for i, k in enumerate(_keys(counts, other))
     ]
+
+
+def duplicates_charts(run: rd.RunData, cmp: Compare | None) -> str:
+    dup = run.duplicates
+    odup = cmp.other.duplicates if cmp else None
+    kinds = _keys(dup.by_kind, odup.by_kind if odup else None)
+    kind_bars = _share_bars(dup.by_kind, odup.by_kind if odup else None, dup.total, lambda k, i: _color(k, KIND_COLORS, i))
     kind_colors = {k: _color(k, KIND_COLORS, i) for i, k in enumerate(kinds)}
     sources = list(dup.by_source_kind) + [s for s in (odup.by_source_kind if odup else {}) if s not in dup.by_source_kind]
     source_bars = []
@@ -667,19 +677,7 @@ def duplicates_charts(run: rd.RunData, cmp: Compare | None) -> str:
 def rejects_section(run: rd.RunData, cmp: Compare | None) -> str:
     rej = run.rejects
     orej = cmp.other.rejects if cmp else None
-    reasons = list(rej.by_reason) + [r for r in (orej.by_reason if orej else {}) if r not in rej.by_reason]
-    bars = [
-        Bar(
-            r,
-            r,
-            rej.by_reason.get(r, 0),
-            OUTCOME_COLORS["rejected"],
-            prev=orej.by_reason.get(r, 0) if orej else None,
-            compared=orej is not None,
-            sub=f"({_share(rej.by_reason.get(r, 0), rej.total)})",
-        )
-        for r in reasons
-    ]
+    bars = _share_bars(rej.by_reason, orej.by_reason if orej else None, rej.total, lambda _k, _i: OUTCOME_COLORS["rejected"])
     chart = hbar_chart("rejects", bars, label_w=220, cmp=cmp, anchor="rejects", heading="Rejects by reason")
     blocks = []
     for reason, examples in rej.examples.items():
