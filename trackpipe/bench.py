@@ -6,7 +6,8 @@
    logs in 8 gzip files, made by `trackpipe generate`.
 2. For each corpus, runs in turn, `--repeat` times each: trackpipe (`trackpipe run
    --no-package`, DirectRunner with 2 worker processes), the same with one in-memory worker,
-   and the DuckDB baseline (trackpipe.bench_baseline, 2 threads) of the same job.
+   the DuckDB baseline (trackpipe.bench_baseline, 2 threads) of the same job, and trackpipe
+   making research packages too (an output DuckDB does not make).
 3. Measures wall time, events/s and the peak RSS of the whole process tree (sampled every
    50 ms from /proc), and reports medians and the ratio trackpipe / DuckDB.
 4. Profiles where trackpipe's time goes, per stage, by running each stage's plain code on
@@ -98,11 +99,12 @@ def _jobs(folder: Path, out: Path) -> dict[str, list[str]]:
     files = sorted(str(p) for p in (folder / "logs").rglob("*.gz"))
     py = sys.executable
     glob = str(folder / "logs" / "**" / "*.gz")
-    run = [py, "-m", "trackpipe.cli", "run", "--input", glob, "--no-package", "--quiet"]
+    run = [py, "-m", "trackpipe.cli", "run", "--input", glob, "--quiet"]
+    two = ["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
     return {
-        "trackpipe (2 worker processes)": run
-        + ["--output", str(out / "tp2"), "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
-        "trackpipe (1 process, in memory)": run + ["--output", str(out / "tp1")],
+        "trackpipe (2 worker processes)": run + ["--no-package", "--output", str(out / "tp2"), *two],
+        "trackpipe (1 process, in memory)": run + ["--no-package", "--output", str(out / "tp1")],
+        "trackpipe + research packages (2 worker processes)": run + ["--output", str(out / "tpp"), *two],
         "DuckDB baseline (2 threads)": [
             py,
             "-c",

@@ -16,11 +16,13 @@ import os
 import tempfile
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
 from trackpipe import __version__, storage
 from trackpipe.gpg import Encryptor, PackageKeys
 from trackpipe.workdir import WorkDir
+from transforms.partitioning import package_order
 from transforms.stats import count
 from transforms.writers import GzipWriter
 
@@ -40,6 +42,54 @@ def manifest_name(date: str) -> str:
     return f"MANIFEST-{date}.json"
 
 
+# An (org, day) with at most this many events is sorted in memory (vectorised, fast); a larger
+# one is merged as streams from its sorted fragments, so memory never holds a whole big org-day.
+IN_MEMORY_ROWS = 1_000_000
+
+
+def _read_fragments(fragments) -> pa.Table:
+    tables = []
+    for path, first, batches, _rows in fragments:
+        with storage.open_arrow_input(path) as source:
+            reader = pa.ipc.open_file(source)
+            tables.append(pa.Table.from_batches([reader.get_batch(i) for i in range(first, first + batches)]))
+    return pa.concat_tables(tables)
+
+
+def _write_sorted_in_memory(fragments, gz: GzipWriter) -> int:
+    """Concatenate the fragments, sort, and write the raw lines with one newline each."""
+    rows = _read_fragments(fragments)
+    raw = rows.column("raw").take(pa.array(package_order(rows))).combine_chunks()
+    if raw.type != pa.binary():
+        raw = raw.cast(pa.binary())
+    offsets = np.frombuffer(raw.buffers()[1], dtype=np.int32, count=len(raw) + 1, offset=raw.offset * 4)
+    data = np.frombuffer(raw.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    step = 64 * 1024 * 1024  # write in slices: the lines plus their newlines, a slice at a time
+    start = 0
+    while start < len(raw):
+        stop = int(np.searchsorted(offsets, offsets[start] + step, side="right")) - 1
+        stop = max(stop, start + 1)
+        piece = data[offsets[start] - offsets[0] : offsets[stop] - offsets[0]]
+        gz.write(np.insert(piece, offsets[start + 1 : stop + 1] - offsets[start], 10).tobytes())
+        start = stop
+    return len(raw)
+
+
+def _write_merged_streams(fragments, gz: GzipWriter) -> int:
+    """k-way merge of the sorted fragments, a few batches in memory at a time."""
+    events = 0
+    buffer = []
+    for _recv, _time, _eid, raw in heapq.merge(*(_rows(*frag[:3]) for frag in fragments)):
+        buffer.append(raw)
+        events += 1
+        if len(buffer) >= 4096:
+            gz.write(b"\n".join(buffer) + b"\n")
+            buffer = []
+    if buffer:
+        gz.write(b"\n".join(buffer) + b"\n")
+    return events
+
+
 def _rows(path: str, first: int, batches: int):
     """(received_at, time, event_id, raw) of a fragment's batches, in their (sorted) order."""
     with storage.open_arrow_input(path) as source:
@@ -55,7 +105,7 @@ def _rows(path: str, first: int, batches: int):
 
 
 class MergePackageFn(beam.DoFn):
-    """((package, date), [(fragment path, first batch, batches)]) -> the package file and its
+    """((package, date), [(fragment path, first batch, batches, rows)]) -> the package file and its
     manifest in the work folder; yields statistics describing the file."""
 
     def __init__(self, site: str, workdir: WorkDir, keys: PackageKeys):
@@ -75,24 +125,18 @@ class MergePackageFn(beam.DoFn):
 
     def process(self, element):
         (package, date), fragments = element
+        fragments = sorted(fragments)
         recipients = self._keys.for_package(package)
         folder = package_folder(package, self._site, date)
         name = package_file_name(package, self._site, date, bool(recipients))
-        merged = heapq.merge(*(_rows(*frag) for frag in sorted(fragments)))
         with tempfile.TemporaryDirectory(prefix="tp-pkg-") as tmp:
             plain = os.path.join(tmp, "package.log.gz")
-            events = 0
             with open(plain, "wb") as sink:
                 gz = GzipWriter(sink)
-                buffer = []
-                for _recv, _time, _eid, raw in merged:
-                    buffer.append(raw)
-                    events += 1
-                    if len(buffer) >= 4096:
-                        gz.write(b"\n".join(buffer) + b"\n")
-                        buffer = []
-                if buffer:
-                    gz.write(b"\n".join(buffer) + b"\n")
+                if sum(rows for *_, rows in fragments) <= IN_MEMORY_ROWS:
+                    events = _write_sorted_in_memory(fragments, gz)
+                else:
+                    events = _write_merged_streams(fragments, gz)
                 gz.close()
             final = plain
             if recipients:

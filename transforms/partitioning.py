@@ -184,8 +184,24 @@ def package_rows(table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: 
         ],
         schema=PACKAGE_SCHEMA,
     )
-    order = pc.sort_indices(result, sort_keys=[("package", "ascending"), ("day", "ascending"), *ROW_ORDER])
-    return result.take(order), left_out
+    return result.take(package_order(result, with_package=True)), left_out
+
+
+def package_order(rows: pa.Table, with_package: bool = False) -> np.ndarray:
+    """Row order of package rows: by (package, day,) received_at, time, event_id. An integer
+    lexsort (event ids are fixed-width hex, so they sort as bytes): several times faster than
+    a multi-column sort with string comparisons."""
+    keys = [
+        np.array(rows.column("event_id").to_pylist(), dtype="S32"),
+        rows.column("time").to_numpy(),
+        rows.column("received_at").to_numpy(),
+    ]
+    if with_package:
+        packages = rows.column("package").dictionary_encode().combine_chunks()
+        # dictionary codes follow first appearance; rank them by name so the order is by name
+        rank = np.argsort(np.argsort(np.array(packages.dictionary.to_pylist(), dtype=object)))
+        keys += [rows.column("day").to_numpy(), rank[packages.indices.to_numpy()]]
+    return np.lexsort(keys)
 
 
 def package_groups(rows: pa.Table) -> Iterator[tuple[str, int, int, int]]:

@@ -35,7 +35,7 @@ def _by_key(ref):
 
 class WriteChunkFn(beam.DoFn):
     """(chunk key, {chunk: [ChunkRef], decisions: [bytes]}) -> statistics (main output) and
-    package fragments (PACKAGE_FRAGMENTS: ((package, date), (path, first batch, batches))).
+    package fragments (PACKAGE_FRAGMENTS: ((package, date), (path, first batch, batches, rows))).
 
     The chunk is read back one record batch at a time and every output streams into its own
     file (one per partition, audit day and chunk), so memory holds one batch, not the chunk."""
@@ -108,8 +108,8 @@ class WriteChunkFn(beam.DoFn):
             count(f"duplicates_{kind}", stats["duplicates_removed"].get("by_kind", {}).get(kind, 0))
         if self._packages:
             stats["package_left_out"] = left_out
-            for (package, date), (path, first, batches) in out.fragments():
-                yield beam.pvalue.TaggedOutput(PACKAGE_FRAGMENTS, ((package, date), (path, first, batches)))
+            for key, fragment in out.fragments():
+                yield beam.pvalue.TaggedOutput(PACKAGE_FRAGMENTS, (key, fragment))
         yield stats
 
 
@@ -133,8 +133,9 @@ class _ChunkOutputs:
                 ("package",), self._workdir.scratch_path("package_fragments", f"{self._file_id}.arrow"), PACKAGE_SCHEMA, "arrow"
             )
             for start in range(0, table.num_rows, PACKAGE_BATCH_ROWS):
-                self._fragments.setdefault(target[1:], []).append(writer.batches)
-                writer.write(table.slice(start, PACKAGE_BATCH_ROWS))
+                piece = table.slice(start, PACKAGE_BATCH_ROWS)
+                self._fragments.setdefault(target[1:], []).append((writer.batches, piece.num_rows))
+                writer.write(piece)
             return
         if kind == "warehouse":
             _, stream, date = target
@@ -175,7 +176,7 @@ class _ChunkOutputs:
         return self._dup_stats
 
     def fragments(self):
-        """((package, date), (path, first batch, number of batches)) per group, in order. A group's
+        """((package, date), (path, first batch, number of batches, rows)) per group, in order. A group's
         batches are consecutive: rows arrive sorted by (package, day) within each input batch,
         and each input batch's groups are written before the next batch's."""
         if ("package",) not in self._writers:
@@ -183,15 +184,15 @@ class _ChunkOutputs:
         path = self._writers[("package",)].path
         out = []
         for (package, date), batches in sorted(self._fragments.items()):
-            # a group may recur in several input batches: report each consecutive run
-            runs, start, previous = [], batches[0], batches[0]
-            for b in batches[1:]:
-                if b != previous + 1:
-                    runs.append((start, previous - start + 1))
-                    start = b
-                previous = b
-            runs.append((start, previous - start + 1))
-            out.extend(((package, date), (path, first, n)) for first, n in runs)
+            # a group recurs in several input batches: report each run of consecutive batches
+            runs = []
+            for index, rows in batches:
+                if runs and runs[-1][0] + runs[-1][1] == index:
+                    runs[-1][1] += 1
+                    runs[-1][2] += rows
+                else:
+                    runs.append([index, 1, rows])
+            out.extend(((package, date), (path, first, n, rows)) for first, n, rows in runs)
         return out
 
 
