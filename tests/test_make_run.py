@@ -1,4 +1,5 @@
 """`make run` as a newcomer runs it: the sample job, the DuckDB load, the query and the report."""
+
 from __future__ import annotations
 
 import json

@@ -97,9 +97,11 @@ def write_output(
         table = pa.Table.from_pylist(records, schema=OUTPUT_SCHEMA)
         name = f"part-0000.{fmt}"
         if fmt == "avro":
-            from transforms.writers import avro_bytes
+            from transforms.writers import TableWriter
 
-            (folder / name).write_bytes(avro_bytes(table))
+            writer = TableWriter(str(folder / name), OUTPUT_SCHEMA, "avro")
+            writer.write(table)
+            writer.close()
         else:
             pq.write_table(table, folder / name)
         partitions.append({"stream": stream, "dt": day, "rows": len(records), "path": f"warehouse/{stream}/dt={day}", "files": [name]})

@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="run only the jobs whose name contains one of these words")
     parser.add_argument("--no-doc", action="store_true", help="print the figures, do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    from trackpipe.cli import quiet_beam_logging
+
+    quiet_beam_logging()
     command = (
         "make bench"
         if argv is None and len(sys.argv) == 1

@@ -21,7 +21,7 @@ from transforms.chunks import ChunkBuilder
 from transforms.dedup_logic import decide, shard_of
 from transforms.events import LineParser
 from transforms.reading import iter_lines
-from transforms.writers import write_table
+from transforms.writers import TableWriter
 
 STAGES = [
     ("read: gunzip and split lines", "gunzip"),
@@ -80,7 +80,9 @@ def profile(folder: Path) -> tuple[dict[str, float], int]:
         times["partition"] = time.perf_counter() - start
         start = time.perf_counter()
         for i, (_stream, _date, rows) in enumerate(groups):
-            write_table(str(scratch / f"p{i}.parquet"), rows, "parquet", config.output.parquet_compression)
+            writer = TableWriter(str(scratch / f"p{i}.parquet"), rows.schema, "parquet", config.output.parquet_compression)
+            writer.write(rows)
+            writer.close()
         times["parquet"] = time.perf_counter() - start
     finally:
         gc.enable()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import glob
-import io
 import os
 import shutil
 from typing import BinaryIO
@@ -207,20 +206,6 @@ def open_arrow_input(path: str, whole: bool = False, stream: bool = False):
     if whole or stream:
         return pa.BufferReader(read_bytes(path))
     return pa.PythonFile(open_read(path), mode="r")
-
-
-def write_arrow(path: str, write_fn) -> None:
-    """Call `write_fn(sink)` with an Arrow output stream for `path`."""
-    import pyarrow as pa
-
-    if not is_remote(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with pa.OSFile(path, "wb") as sink:
-            write_fn(sink)
-        return
-    buffer = io.BytesIO()
-    write_fn(pa.PythonFile(buffer, mode="w"))
-    write_bytes(path, buffer.getvalue())
 
 
 def _reason(exc: BaseException) -> str:

@@ -19,9 +19,6 @@ from transforms.reading import TooLong
 from transforms.schema import STAGED_SCHEMA
 
 _MASK64 = (1 << 64) - 1
-# Event fields that are staged columns, in STAGED_SCHEMA order (source_file and line_number are
-# inserted by the builder).
-_EVENT_COLUMNS = [f for f in Event._fields if f in STAGED_SCHEMA.names]
 
 
 def chunk_key(path: str, index: int) -> str:

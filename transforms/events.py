@@ -326,8 +326,3 @@ def _export_false(payload) -> bool:
         except orjson.JSONDecodeError:
             return False
     return isinstance(payload, dict) and payload.get("_export") is False
-
-
-def split_fingerprint(value: int) -> tuple[int, int]:
-    """A 128-bit fingerprint as (high, low) unsigned 64-bit halves."""
-    return value >> 64, value & _MASK64

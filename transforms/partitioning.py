@@ -17,8 +17,6 @@ from transforms.dedup_logic import DECISION_DTYPE, KEEP, KIND_NAMES
 from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_COLUMNS, TS
 from transforms.timeparse import US_PER_DAY, day_to_date
 
-ROW_ORDER = [("received_at", "ascending"), ("time", "ascending"), ("event_id", "ascending")]
-
 PACKAGE_SCHEMA = pa.schema(
     [
         pa.field("package", pa.string()),

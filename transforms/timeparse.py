@@ -37,11 +37,6 @@ def us_to_iso(us: int) -> str:
     return (_EPOCH + _dt.timedelta(microseconds=us)).isoformat()
 
 
-def us_to_date(us: int) -> str:
-    """Microseconds since the epoch -> the UTC date `YYYY-MM-DD` (the `dt` partition of a row)."""
-    return (_EPOCH + _dt.timedelta(microseconds=us)).date().isoformat()
-
-
 def date_to_day(date: str) -> int:
     """`YYYY-MM-DD` -> days since the epoch (raises ValueError on a bad date)."""
     return (_dt.date.fromisoformat(date) - _EPOCH.date()).days

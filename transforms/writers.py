@@ -37,40 +37,15 @@ DICTIONARY_COLUMNS = [
     "kind",
     "source",
 ]
-_PARSED_AVRO: dict = {}
-
-
-def write_table(path: str, table: pa.Table, fmt: str, parquet_compression: str = "zstd", avro_codec: str = "deflate") -> None:
-    if fmt == "parquet":
-        compression = None if parquet_compression == "none" else parquet_compression
-        storage.write_arrow(path, lambda sink: pq.write_table(table, sink, compression=compression, use_dictionary=DICTIONARY_COLUMNS))
-    elif fmt == "avro":
-        storage.write_bytes(path, avro_bytes(table, avro_codec))
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
-
-
-def avro_bytes(table: pa.Table, codec: str = "deflate") -> bytes:
-    """An Avro container file of the rows, timestamps as timestamp-micros."""
-    key = (tuple(table.schema.names), table.schema.to_string())
-    schema = _PARSED_AVRO.get(key)
-    if schema is None:
-        schema = _PARSED_AVRO[key] = fastavro.parse_schema(avro_schema(table.schema))
-    # Timestamps go in as integers (µs), which is what timestamp-micros stores.
-    records = _avro_records(table)
-    buffer = io.BytesIO()
-    # A fixed sync marker keeps the bytes the same on every rerun.
-    fastavro.writer(buffer, schema, records, codec=codec, sync_marker=b"trackpipe-avro-1")
-    return buffer.getvalue()
 
 
 def gzip_bytes(data: bytes, level: int = 2) -> bytes:
     """A single-member gzip stream with a fixed header (mtime 0, no name), via ISA-L."""
-    comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
-    body = comp.compress(data) + comp.flush()
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-    trailer = struct.pack("<II", isal_zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
-    return header + body + trailer
+    buffer = io.BytesIO()
+    writer = GzipWriter(buffer, level)
+    writer.write(data)
+    writer.close()
+    return buffer.getvalue()
 
 
 class GzipWriter:
