@@ -1392,6 +1392,22 @@ class _Generator:
         )
         return ctx, org
 
+    def _subsection_grade(self, c, uid, tx, first_attempted) -> str:
+        """Payload of edx.grades.subsection.grade_calculated; `first_attempted()` draws the day and
+        time of the first attempt (October), at the same point of the random stream as before."""
+        tot = float(self.ri(1, 12))
+        earned = float(self.ri(int(tot) + 1))
+        block = _block_key(c, "sequential", self.pick(c.seqs)[1])
+        return (
+            f'{{"user_id": "{uid}", "course_id": "{c.key}", "block_id": "{block}", '
+            f'"course_version": "{c.version}", "weighted_total_earned": {earned}, "weighted_total_possible": {tot}, '
+            f'"weighted_graded_earned": {earned}, "weighted_graded_possible": {tot}, '
+            f'"first_attempted": "2026-10-{first_attempted()}+00:00", '
+            f'"subtree_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
+            f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
+            f'"visible_blocks_hash": "{self.hx(27)}="}}'
+        )
+
     def _r_s_grades(self, u, sess, special):
         rnd = self.rnd
         c = self._course(u)
@@ -1409,16 +1425,8 @@ class _Generator:
             )
         elif p < 0.85:
             name = "edx.grades.subsection.grade_calculated"
-            tot = float(self.ri(1, 12))
-            earned = float(self.ri(int(tot) + 1))
-            event = (
-                f'{{"user_id": "{uid}", "course_id": "{c.key}", "block_id": "{_block_key(c, "sequential", self.pick(c.seqs)[1])}", '
-                f'"course_version": "{c.version}", "weighted_total_earned": {earned}, "weighted_total_possible": {tot}, '
-                f'"weighted_graded_earned": {earned}, "weighted_graded_possible": {tot}, '
-                f'"first_attempted": "2026-10-{self.ri(1, 29):02d} {self.ri(24):02d}:{self.ri(60):02d}:{self.ri(60):02d}.{self.ri(10**6):06d}+00:00", '
-                f'"subtree_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
-                f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
-                f'"visible_blocks_hash": "{self.hx(27)}="}}'
+            event = self._subsection_grade(
+                c, uid, tx, lambda: f"{self.ri(1, 29):02d} {self.ri(24):02d}:{self.ri(60):02d}:{self.ri(60):02d}.{self.ri(10**6):06d}"
             )
         else:
             name = "edx.grades.course.grade_calculated"
@@ -1812,17 +1820,7 @@ class _Generator:
         p = rnd.random()
         if p < 0.55:
             name = "edx.grades.subsection.grade_calculated"
-            tot = float(self.ri(1, 12))
-            earned = float(self.ri(int(tot) + 1))
-            event = (
-                f'{{"user_id": "{uid}", "course_id": "{c.key}", "block_id": "{_block_key(c, "sequential", self.pick(c.seqs)[1])}", '
-                f'"course_version": "{c.version}", "weighted_total_earned": {earned}, "weighted_total_possible": {tot}, '
-                f'"weighted_graded_earned": {earned}, "weighted_graded_possible": {tot}, '
-                f'"first_attempted": "2026-10-{self.ri(1, 29):02d} 20:55:53.{self.ri(10**6):06d}+00:00", '
-                f'"subtree_edited_timestamp": "2026-09-{self.ri(1, 29):02d} 15:47:38.629000+00:00", '
-                f'"event_transaction_id": "{tx}", "event_transaction_type": "edx.grades.problem.submitted", '
-                f'"visible_blocks_hash": "{self.hx(27)}="}}'
-            )
+            event = self._subsection_grade(c, uid, tx, lambda: f"{self.ri(1, 29):02d} 20:55:53.{self.ri(10**6):06d}")
         elif p < 0.85:
             name = "edx.grades.course.grade_calculated"
             event = (
