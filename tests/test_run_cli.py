@@ -260,3 +260,18 @@ def test_beam_way_runs_the_same_job(tmp_path, real_logs):
     )
     assert result.returncode == 0, result.stderr
     assert manifest(out)["reconciliation"]["balanced"]
+
+
+def test_beam_metrics_carry_the_manifest_counts(sample_run):
+    _, out, _ = sample_run
+    m = manifest(out)
+    metrics = json.loads((out / "_runs" / f"{m['run_id']}.metrics.json").read_text())
+    assert metrics["lines_read"] == m["lines_read"]
+    assert metrics["blank_lines"] == m["blank_lines"]
+    for reason, n in m["rejected"].items():
+        assert metrics[f"rejected_{reason}"] == n
+    for kind, n in m["duplicates_removed"]["by_kind"].items():
+        assert metrics[f"duplicates_{kind}"] == n
+    for stream, days in m["rows_written"].items():
+        assert metrics[f"rows_{stream}"] == sum(days.values())
+    assert metrics["package_files"] == len(m["research_package"]["files"])

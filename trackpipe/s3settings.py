@@ -119,6 +119,12 @@ def configure_from_args(args) -> None:
     configure_s3(flags)
 
 
+def smart_open_params() -> dict:
+    """`transport_params` for `smart_open.open("s3://...")` with the same settings, e.g.
+    `smart_open.open(url, "rb", transport_params=smart_open_params())`."""
+    return {"client": settings().client()}
+
+
 def settings() -> S3Settings:
     return _current
 
