@@ -195,15 +195,15 @@ def move_file(src: str, dst: str) -> None:
     delete_files([src])
 
 
-def open_arrow_input(path: str, whole: bool = False, stream: bool = False):
-    """A seekable Arrow input for IPC/Parquet files. Local files are memory-mapped, or read
-    with plain reads (`stream`: pages do not stay mapped, so memory holds only what is being
-    used); remote files are fetched whole (`whole`, one request) or by ranges as Arrow asks."""
+def open_arrow_input(path: str, stream: bool = False):
+    """A seekable Arrow input for IPC files. Local files are memory-mapped, or read with plain
+    reads (`stream`: pages do not stay mapped, so memory holds only what is being used); remote
+    files are fetched whole (`stream`, one request) or by ranges as Arrow asks for them."""
     import pyarrow as pa
 
     if not is_remote(path):
         return pa.OSFile(path, "r") if stream else pa.memory_map(path, "r")
-    if whole or stream:
+    if stream:
         return pa.BufferReader(read_bytes(path))
     return pa.PythonFile(open_read(path), mode="r")
 

@@ -17,7 +17,7 @@ from trackpipe.progress import PROGRESS_DIR, ProgressWriter
 from trackpipe.workdir import WorkDir
 from transforms import partitioning as parts
 from transforms.chunks import chunk_file_id
-from transforms.dedup_logic import DECISION_DTYPE, KEEP, KIND_NAMES
+from transforms.dedup_logic import KEEP, KIND_NAMES
 from transforms.partitioning import PACKAGE_SCHEMA
 from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_SCHEMA
 from transforms.stats import count
@@ -228,6 +228,3 @@ class WritePartitions(beam.PTransform):
         chunks = inputs["chunks"] | "KeyChunks" >> beam.Map(_by_key)
         joined = {"chunk": chunks, "decisions": inputs["decisions"]} | "JoinDecisions" >> beam.CoGroupByKey()
         return joined | "WriteChunk" >> beam.ParDo(self._fn).with_outputs(PACKAGE_FRAGMENTS, main="stats")
-
-
-__all__ = ["WritePartitions", "WriteRejectsFn", "PACKAGE_FRAGMENTS", "DECISION_DTYPE"]
