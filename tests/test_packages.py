@@ -85,7 +85,7 @@ def test_layout_names_and_content(tmp_path):
     assert [e["username"] for e in mitx] == ["a", "b"]  # ordered by time; no BI event, no _export: false
     raw = gzip.decompress((out / "research_package/mitx/edx/events/2026/mitx-edx-events-2026-11-02.log.gz").read_bytes())
     assert raw.splitlines()[0] == LINES[1].encode()  # the JSON exactly as logged
-    assert manifest(out)["research_package"]["left_out"] == {"export_false": 1, "no_org": 1, "unlisted_org": 0}
+    assert manifest(out)["research_package"]["left_out"] == {"export_false": 1, "no_org": 1, "unlisted_org": 0, "unsafe_org": 0}
 
 
 def test_site_name_and_no_package(tmp_path):

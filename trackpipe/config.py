@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from trackpipe.errors import ConfigError
+from transforms.courses import MAX_ORG_CHARS, package_name
 
 STREAM_RESEARCH = "research"
 STREAM_INTERNAL_BI = "internal_bi"
@@ -72,10 +73,14 @@ class OrgsConfig:
     exclude_hosts: tuple[str, ...] = ()  # full-match regular expressions, case-insensitive
 
     def package_names(self, org: str) -> tuple[str, ...]:
-        """The packages (lower-case org names) an event of `org` goes into."""
+        """The packages (safe, lower-case org names) an event of `org` goes into; none for an
+        org without a safe form (transforms.courses.package_name)."""
+        name = package_name(org)
+        if name is None:
+            return ()
         if not self.listed:
-            return (org.lower(),)
-        return self.alias_map().get(org.lower(), ())
+            return (name,)
+        return self.alias_map().get(name, ())
 
     def alias_map(self) -> dict[str, tuple[str, ...]]:
         """lower-case org or alias -> the lower-case names of the packages it feeds (sorted)."""
@@ -126,7 +131,7 @@ def _plain(value):
 
 _SECTIONS = {"dedup": DedupConfig, "read": ReadConfig, "output": OutputConfig, "warehouse": WarehouseConfig}
 _TOP_KEYS = {"site", "format", "internal_prefixes", "max_reject_ratio", "orgs_file", *_SECTIONS}
-_SITE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_SITE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,31}")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -213,8 +218,10 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> Confi
 
 
 def _validate(config: Config) -> None:
-    if not _SITE.match(config.site):
-        raise ConfigError(f"config key 'site' must be a short lower-case name like 'edx', got {config.site!r}")
+    if not isinstance(config.site, str) or not _SITE.fullmatch(config.site):
+        raise ConfigError(
+            f"config key 'site' must be a short lower-case name like 'edx' (a-z, 0-9, _ and -, at most 32 characters), got {config.site!r}"
+        )
     if config.format not in ("parquet", "avro"):
         raise ConfigError(f"config key 'format' must be 'parquet' or 'avro', got {config.format!r}")
     if not 0.0 <= config.max_reject_ratio <= 1.0:
@@ -253,13 +260,19 @@ def load_orgs(path: str) -> OrgsConfig:
     if not isinstance(orgs_data, dict):
         raise ConfigError(f"org config key 'orgs' must map org names to settings, got {orgs_data!r}")
     entries = []
-    for name, settings in sorted(orgs_data.items()):
+    for name, settings in sorted(orgs_data.items(), key=lambda kv: str(kv[0])):
+        if isinstance(name, int) and not isinstance(name, bool):
+            name = str(name)  # YAML reads an org named 123 as a number
+        _check_org_name("orgs", name)
         settings = settings or {}
         _check_keys(f"orgs.{name}", settings, _ORG_KEYS)
+        aliases = _check_str_list(f"orgs.{name}.other_names", settings.get("other_names", []))
+        for alias in aliases:
+            _check_org_name(f"orgs.{name}.other_names", alias)
         entries.append(
             OrgEntry(
                 name=str(name),
-                other_names=_check_str_list(f"orgs.{name}.other_names", settings.get("other_names", [])),
+                other_names=aliases,
                 recipients=_resolve_keys(path, _check_str_list(f"orgs.{name}.recipients", settings.get("recipients", []))),
             )
         )
@@ -275,6 +288,16 @@ def load_orgs(path: str) -> OrgsConfig:
         master_recipients=_resolve_keys(path, _check_str_list("master_recipients", data.get("master_recipients", []))),
         exclude_hosts=hosts,
     )
+
+
+def _check_org_name(key: str, name) -> None:
+    """Org names and aliases follow the rule that event orgs must pass to get a package
+    (transforms.courses.package_name), so a listed org always has a package folder."""
+    if not isinstance(name, str) or package_name(name) is None:
+        raise ConfigError(
+            f"org config key '{key}': {name!r} is not a valid org name (ASCII letters, digits, _ - . ~, "
+            f"starting with a letter or digit, no '..', at most {MAX_ORG_CHARS} characters)"
+        )
 
 
 def _resolve_keys(config_path: str, keys: tuple[str, ...]) -> tuple[str, ...]:

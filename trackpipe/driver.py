@@ -313,6 +313,13 @@ def read_manifest(output: str) -> dict:
         raise TrackpipeError(f"cannot read the run manifest {path}: {exc}") from None
 
 
+def printable(text: str, limit: int = 40) -> str:
+    """A value from the data as it may be printed on a terminal: control characters (escape
+    sequences, newlines) shown escaped, cut to `limit` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def summary(manifest: dict, wall_seconds: float) -> str:
     """The closing table printed after a run."""
     rec = manifest["reconciliation"]
@@ -337,7 +344,8 @@ def summary(manifest: dict, wall_seconds: float) -> str:
     kept_by_source = manifest.get("rows_written_by_source", {})
     for source, n in dups.get("by_source", {}).items():
         share = n / (n + kept_by_source.get(source, 0)) if n + kept_by_source.get(source, 0) else 0.0
-        row(f"  from {source}", f"{n:,} ({share:.2%} of {source} events)")
+        shown = printable(source)
+        row(f"  from {shown}", f"{n:,} ({share:.2%} of {shown} events)")
     if rec["outside_selected_dates"]:
         row("outside selected days", f"{rec['outside_selected_dates']:,}")
     row("rows written", f"{rec['rows_written']:,}")

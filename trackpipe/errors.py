@@ -15,3 +15,8 @@ class InputError(TrackpipeError):
 
 class LockedError(TrackpipeError):
     """Another run holds the output's lock."""
+
+
+class UnsafePathError(TrackpipeError):
+    """A path that would leave the folder it must stay in (a bug, or a value from data that
+    slipped past the rules that make names safe); nothing is written there."""

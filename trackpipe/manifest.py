@@ -19,6 +19,7 @@ MANIFEST_NAME = "_manifest.json"
 RUNS_DIR = "_runs"
 MANIFEST_VERSION = 1
 TOP_NAMES = 50
+MAX_EXAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], parti
         manifest["research_package"] = {
             "files": [{"path": path, **packages[path]} for path in sorted(packages)],
             "left_out": _sorted(stats.get("package_left_out", {})),
+            # A few of the org values left out, per reason (learner-controlled text, cut short).
+            "left_out_examples": {
+                reason: sorted(set(values))[:MAX_EXAMPLES] for reason, values in sorted(stats.get("package_left_out_examples", {}).items())
+            },
         }
     return manifest
 

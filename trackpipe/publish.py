@@ -72,7 +72,7 @@ def publish(workdir: WorkDir, stats: dict, info: RunInfo) -> dict:
     data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
     actions.append({"op": "write", "dst": storage.join(out, RUNS_DIR, f"{info.run_id}.json"), "data": data.decode()})
     actions.append({"op": "write", "dst": storage.join(out, MANIFEST_NAME), "data": data.decode()})
-    plan = {"run_id": info.run_id, "workdir": workdir.root, "actions": actions, "manifest": manifest}
+    plan = {"run_id": info.run_id, "output": out, "workdir": workdir.root, "actions": actions, "manifest": manifest}
     storage.write_atomic(journal, json.dumps(plan).encode())
     apply_plan(plan)
     return manifest
@@ -115,7 +115,8 @@ def _package_actions(workdir: WorkDir, out: str, site: str, dates: list[str], pa
         for name in (_name, f"MANIFEST-{date}.json"):
             rel_path = f"{folder}/{name}"
             new.add(rel_path)
-            actions.append({"op": "move_file", "src": workdir.path(*rel_path.split("/")), "dst": storage.join(out, *rel_path.split("/"))})
+            parts = rel_path.split("/")
+            actions.append({"op": "move_file", "src": workdir.path(*parts), "dst": storage.join_inside(out, *parts)})
     wanted = set(dates)
     pattern = re.compile(
         rf"^{PACKAGE_DIR}/[^/]+/{re.escape(site)}/events/\d{{4}}/"
@@ -131,6 +132,11 @@ def _package_actions(workdir: WorkDir, out: str, site: str, dates: list[str], pa
 
 def apply_plan(plan: dict) -> None:
     trash = storage.join(plan["workdir"], "_trash")
+    output = plan.get("output") or plan["manifest"]["options"]["output"]
+    for action in plan["actions"]:  # every move stays inside the output, before anything moves
+        storage.check_inside(action["dst"], output)
+        if "src" in action:
+            storage.check_inside(action["src"], plan["workdir"])
     for index, action in enumerate(plan["actions"]):
         faults.pause("publish")
         op = action["op"]

@@ -748,6 +748,14 @@ def packages_section(run: rd.RunData, cmp: Compare | None) -> str:
         f"{len(section.get('files') or [])} files, {fmt_bytes(total_bytes)} for {len(orgs)} orgs, from the manifest's <code>research_package</code>. "
         f"Events left out of the packages: {esc(left_text)}."
     )
+    unsafe = (section.get("left_out_examples") or {}).get("unsafe_org") or []
+    if unsafe:
+        items = "".join(f"<li><code>{esc(rd.org_example(v))}</code></li>" for v in unsafe)
+        table += (
+            f'<p class="unsafe-orgs-intro">{fmt_int(left.get("unsafe_org", 0))} events have an org that cannot name a package folder '
+            "(characters outside letters, digits, <code>_ - . ~</code>, a leading dot or underscore, <code>..</code>, or too long); "
+            f'they stay in the warehouse with their org as logged. Examples (masked):</p><ul class="unsafe-orgs">{items}</ul>'
+        )
     return _section("packages", "Research package files per org", intro, chart + table)
 
 

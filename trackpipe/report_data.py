@@ -343,6 +343,14 @@ def example_text(line: str, limit: int = EXAMPLE_CHARS) -> tuple[str, bool]:
     return masked, False
 
 
+def org_example(value: str, limit: int = 60) -> str:
+    """An org value left out of the packages as unsafe, for display: personal data masked,
+    control characters shown escaped (`\\x00`, `\\n`), cut to `limit` characters."""
+    masked = mask_personal(str(value))
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in masked)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "\u2026"
+
+
 # --- from the manifest -------------------------------------------------------------------------
 
 RECONCILIATION_PARTS = [

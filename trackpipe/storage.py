@@ -18,7 +18,7 @@ import shutil
 from typing import BinaryIO
 
 from trackpipe import s3store
-from trackpipe.errors import TrackpipeError
+from trackpipe.errors import TrackpipeError, UnsafePathError
 
 
 def is_remote(path: str) -> bool:
@@ -33,6 +33,49 @@ def join(base: str, *parts: str) -> str:
     if is_remote(base):
         return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
     return os.path.join(base, *parts)
+
+
+def safe_component(name: str) -> bool:
+    """A single, ordinary path component: not empty, not `.` or `..`, no separator, no NUL or
+    other control character, at most 255 bytes (every file system's limit)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and name.isprintable()
+        and len(name.encode("utf-8", "surrogatepass")) <= 255
+    )
+
+
+def join_inside(root: str, *parts: str) -> str:
+    """`root` joined with `parts`, refusing anything that could leave `root`: every part must
+    be a safe component, and the result must lie under `root` (local paths: after
+    normalisation; object-store keys: segment by segment). The second line of defence behind
+    the rules that make names from data safe in the first place."""
+    for part in parts:
+        if not safe_component(part):
+            raise UnsafePathError(f"refusing to write under {root}: {part!r} is not a plain file or folder name")
+    path = join(root, *parts)
+    check_inside(path, root)
+    return path
+
+
+def check_inside(path: str, root: str) -> str:
+    """Raise UnsafePathError unless `path` lies strictly inside `root`; return `path`."""
+    if is_remote(root) != is_remote(path):
+        raise UnsafePathError(f"refusing to write {path!r}: outside {root}")
+    if is_remote(root):
+        base = root.rstrip("/") + "/"
+        rest = path[len(base) :] if path.startswith(base) else None
+        if rest is None or any(seg in ("", ".", "..") for seg in rest.split("/")):
+            raise UnsafePathError(f"refusing to write {path!r}: outside {root}")
+        return path
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.abspath(path))
+    if "\x00" in path or os.path.commonpath([base, full]) != base or full == base:
+        raise UnsafePathError(f"refusing to write {path!r}: outside {root}")
+    return path
 
 
 def _fs():

@@ -45,8 +45,9 @@ class WorkDir:
         return storage.join(self.output, TMP_DIR, self.run_id)
 
     def path(self, *parts: str) -> str:
-        """A path in the staging folder: publishable outputs, journal, recorded errors."""
-        return storage.join(self.root, *parts)
+        """A path in the staging folder: publishable outputs, journal, recorded errors. Every
+        part must be a plain name (storage.join_inside): nothing is ever written outside."""
+        return storage.join_inside(self.root, *parts)
 
     @property
     def scratch_root(self) -> str:
@@ -55,7 +56,7 @@ class WorkDir:
     def scratch_path(self, *parts: str) -> str:
         """A path for intermediate data that is never published (staged chunks, package
         fragments): the biggest files of a run, so they can live on fast local disk."""
-        return storage.join(self.scratch_root, *parts)
+        return storage.join_inside(self.scratch_root, *parts)
 
     def fail(self, message: str):
         """Record `message` for the driver, then raise it."""

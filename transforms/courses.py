@@ -4,6 +4,10 @@ The org of an event is `context.org_id`; if empty, the org of `context.course_id
 org of a course key found in the browser `page` URL or in the URL path that implicit server
 events carry as `event_type`. Course keys come as `course-v1:Org+Course+Run` and the older
 `Org/Course/Run`.
+
+An org is learner-controlled text (browser events take it from the page URL the browser sent),
+so it never becomes a file or folder name as it is: `package_name` gives its safe form, or None
+when it has none, and such an org gets no research package.
 """
 
 from __future__ import annotations
@@ -16,6 +20,21 @@ _V1_KEY = re.compile(r"\b(?:course|ccx|block|asset)-v1:([\w.\-~]+)\+([\w.\-~]+)\
 # Old-style keys in URL paths: /courses/Org/Course/Run/...
 _OLD_PATH = re.compile(r"/courses/([\w.\-~]+)/([\w.\-~]+)/([\w.\-~]+)")
 _ORG = re.compile(r"^[\w.\-~]+$")
+# The safe form of an org: edX org names are ASCII letters, digits, `_`, `-`, `.` and `~`. The
+# first character is a letter or digit (no hidden `.x`, reserved `_x`, option-like `-x` or `~x`
+# names), `..` never appears, and the length is bounded so every file name built from it fits.
+MAX_ORG_CHARS = 64
+_SAFE_ORG = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.~\-]{{0,{MAX_ORG_CHARS - 1}}}")
+
+
+def package_name(org) -> str | None:
+    """The folder and file-name form of an org: ASCII lower case (`MITx` -> `mitx`), or None
+    when the org has no safe form (`../x`, `a/b`, `.hidden`, `_tmp`, `MİTx`, NUL or newline,
+    longer than MAX_ORG_CHARS). Matching is ASCII-only on purpose: Unicode case mapping turns
+    `K` (Kelvin sign) into `k` and `İ` into two characters."""
+    if org.__class__ is not str or not _SAFE_ORG.fullmatch(org) or ".." in org:
+        return None
+    return org.lower()
 
 
 def org_of_course_id(course_id: str | None) -> str | None:

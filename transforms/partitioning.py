@@ -13,9 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trackpipe.config import STREAM_RESEARCH, OrgsConfig
+from transforms.courses import package_name
 from transforms.dedup_logic import DECISION_DTYPE, KEEP, KIND_NAMES
 from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_COLUMNS, TS
 from transforms.timeparse import US_PER_DAY, day_to_date
+
+# Examples of orgs left out of packages kept per reason (for the manifest and the report), and
+# how much of each.
+MAX_EXAMPLES = 5
+EXAMPLE_CHARS = 100
 
 PACKAGE_SCHEMA = pa.schema(
     [
@@ -134,11 +140,15 @@ def duplicate_rows(table: pa.Table, decisions: np.ndarray, wanted: frozenset[int
         yield day_to_date(kept_days[start]), audit.slice(start, stop - start)
 
 
-def package_rows(table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: OrgsConfig) -> tuple[pa.Table, dict[str, int]]:
+def package_rows(
+    table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: OrgsConfig
+) -> tuple[pa.Table, dict[str, int], dict[str, list[str]]]:
     """Rows for research packages, one per (package, event), sorted by (package, day,
-    received_at, time, event_id), and counts of what was left out and why."""
+    received_at, time, event_id); counts of what was left out and why; and a few examples of
+    orgs left out as unsafe (the smallest values, so the choice depends only on the data)."""
     candidates = keep & in_range & (table.column("stream").to_numpy(zero_copy_only=False) == STREAM_RESEARCH)
     left_out = {}
+    left_out_examples: dict[str, list[str]] = {}
     org_col = table.column("org_id")
     has_org = candidates & ~org_col.is_null().to_numpy(zero_copy_only=False)
     left_out["no_org"] = int((candidates & ~has_org).sum())
@@ -152,13 +162,18 @@ def package_rows(table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: 
         eligible &= ~excluded
     rows: list[np.ndarray] = []
     names: list[str] = []
-    unlisted = 0
+    unlisted = unsafe = 0
+    unsafe_examples: list[str] = []
     indices = np.flatnonzero(eligible)
     if len(indices):
         encoded = pc.take(org_col, pa.array(indices)).dictionary_encode().combine_chunks()
         codes = encoded.indices.to_numpy()
         for code, org in enumerate(encoded.dictionary.to_pylist()):
             members = indices[codes == code]
+            if package_name(org) is None:  # an org that cannot name a folder: no package (the warehouse keeps it)
+                unsafe += len(members)
+                unsafe_examples.append(org[:EXAMPLE_CHARS])
+                continue
             packages = orgs.package_names(org)
             if not packages:
                 unlisted += len(members)
@@ -166,8 +181,11 @@ def package_rows(table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: 
                 rows.append(members)
                 names.extend([package] * len(members))
     left_out["unlisted_org"] = unlisted
+    left_out["unsafe_org"] = unsafe
+    if unsafe_examples:
+        left_out_examples["unsafe_org"] = sorted(set(unsafe_examples))[:MAX_EXAMPLES]
     if not rows:
-        return PACKAGE_SCHEMA.empty_table(), left_out
+        return PACKAGE_SCHEMA.empty_table(), left_out, left_out_examples
     take = pa.array(np.concatenate(rows))
     picked = table.select(["received_at", "time", "event_id", "raw"]).take(take)
     received = picked.column("received_at").cast(pa.int64())
@@ -182,7 +200,7 @@ def package_rows(table: pa.Table, keep: np.ndarray, in_range: np.ndarray, orgs: 
         ],
         schema=PACKAGE_SCHEMA,
     )
-    return result.take(package_order(result, with_package=True)), left_out
+    return result.take(package_order(result, with_package=True)), left_out, left_out_examples
 
 
 def package_order(rows: pa.Table, with_package: bool = False) -> np.ndarray:

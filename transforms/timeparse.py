@@ -12,13 +12,17 @@ import datetime as _dt
 _UTC = _dt.UTC
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
 US_PER_DAY = 86_400_000_000
+# The instants a UTC date can name (0001-01-01 .. 9999-12-31); times outside are not times.
+MIN_US = (_dt.datetime(1, 1, 1, tzinfo=_UTC) - _EPOCH) // _dt.timedelta(microseconds=1)
+MAX_US = (_dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=_UTC) - _EPOCH) // _dt.timedelta(microseconds=1)
 
 
 def parse_time_us(value) -> int | None:
     """Return the UTC instant of an ISO-8601 string in microseconds, or None if it is not one.
 
     Non-strings (numbers, null, objects) are not times: a number is ambiguous (seconds? ms?),
-    so it is rejected rather than guessed.
+    so it is rejected rather than guessed. So is an instant whose UTC date would fall outside
+    years 1-9999 (an offset can push `0001-01-01` or `9999-12-31` over the edge).
     """
     if not isinstance(value, str) or len(value) < 10 or len(value) > 40:
         return None
@@ -29,7 +33,10 @@ def parse_time_us(value) -> int | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_UTC)
     delta = parsed - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if not MIN_US <= us <= MAX_US:
+        return None  # `0001-01-01T00:00:00+14:00` is in year 0 in UTC: no date can hold it
+    return us
 
 
 def us_to_iso(us: int) -> str:

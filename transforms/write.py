@@ -27,6 +27,7 @@ from transforms.writers import EXTENSIONS, GuardedWriter, jsonl_gz_bytes
 # Output tags of WriteChunkFn.
 PACKAGE_FRAGMENTS = "package_fragments"
 PACKAGE_BATCH_ROWS = 8192
+NAME_CHARS = 200  # event names counted in the manifest are cut to this length
 
 
 def _by_key(ref):
@@ -60,6 +61,7 @@ class WriteChunkFn(beam.DoFn):
         keep, copies = parts.apply_decisions(ref.rows, decisions)
         out = _ChunkOutputs(self._config, self._workdir, chunk_file_id(key))
         left_out: dict[str, int] = {}
+        left_out_examples: dict[str, list[str]] = {}
         by_source: dict[str, int] = {}
         dates_seen: set[int] = set()
         outside = 0
@@ -82,9 +84,11 @@ class WriteChunkFn(beam.DoFn):
                     for date, audit in parts.duplicate_rows(batch, parts.decisions_in(decisions, offset, batch.num_rows), self._days):
                         out.write(("duplicates", date), audit)
                     if self._packages:
-                        package_rows, dropped = parts.package_rows(batch, kept, in_range, self._config.orgs)
+                        package_rows, dropped, examples = parts.package_rows(batch, kept, in_range, self._config.orgs)
                         for reason, n in dropped.items():
                             left_out[reason] = left_out.get(reason, 0) + n
+                        for reason, values in examples.items():
+                            left_out_examples[reason] = sorted(set(left_out_examples.get(reason, [])) | set(values))[: parts.MAX_EXAMPLES]
                         for package, day, start, stop in parts.package_groups(package_rows):
                             out.write(("package", package, day_to_date(day)), package_rows.slice(start, stop - start))
                     offset += batch.num_rows
@@ -108,6 +112,8 @@ class WriteChunkFn(beam.DoFn):
             count(f"duplicates_{kind}", stats["duplicates_removed"].get("by_kind", {}).get(kind, 0))
         if self._packages:
             stats["package_left_out"] = left_out
+            if left_out_examples:
+                stats["package_left_out_examples"] = left_out_examples
             for key, fragment in out.fragments():
                 yield beam.pvalue.TaggedOutput(PACKAGE_FRAGMENTS, (key, fragment))
         yield stats
@@ -153,7 +159,7 @@ class _ChunkOutputs:
             _bump(removed, "by_kind", kind_name)
             _bump(removed, "by_source", source)
             _bump(removed, "by_dt", date)
-            _bump(removed, "by_name", name)
+            _bump(removed, "by_name", name[:NAME_CHARS])  # learner-controlled: bounded in the manifest
             _bump(removed.setdefault("by_source_kind", {}), source, kind_name)
 
     def _writer(self, target: tuple, path: str, schema, fmt: str):
