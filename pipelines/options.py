@@ -86,6 +86,23 @@ class TrackpipeOptions(PipelineOptions):
         add_run_arguments(parser, beam_parser=True)
 
 
+def parse_run_args(argv: list[str], prog: str) -> tuple[argparse.Namespace, list[str]]:
+    """The job's options and the Beam flags that follow them; an unknown flag is an error."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Read raw Open edX tracking logs, parse, deduplicate, split research / internal BI events, "
+        "write warehouse partitions and research packages. Any Beam pipeline option may follow "
+        "(--runner, --direct_num_workers, --direct_running_mode, --s3_endpoint_url, ...).",
+        allow_abbrev=False,
+    )
+    add_run_arguments(parser)
+    opts, beam_flags = parser.parse_known_args(argv)
+    unknown = unknown_beam_flags(beam_flags)
+    if unknown:
+        parser.error(f"unknown option {unknown[0]} (not a trackpipe or Beam pipeline option)")
+    return opts, beam_flags
+
+
 def _all_option_classes():
     seen, todo = [], [PipelineOptions]
     while todo:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__":  # quiet Beam's import-time warnings before Beam is imported
-    from trackpipe.cli import quiet_beam_logging
+    from trackpipe.console import quiet_beam_logging
 
     quiet_beam_logging()
 
 import apache_beam as beam
 
+from pipelines.options import parse_run_args
 from trackpipe.driver import Job
 from transforms.dedupe import DeduplicateEvents
 from transforms.package import BuildResearchPackages
@@ -45,12 +46,15 @@ def build(p: beam.Pipeline, job: Job) -> None:
     _ = stats | "AllStats" >> beam.Flatten() | "Publish" >> PublishRun(workdir, job.info)
 
 
-def run(argv: list[str] | None = None) -> int:
-    from trackpipe.cli import quiet_beam_logging
-    from trackpipe.driver import run as run_job
+def run(argv: list[str] | None = None, prog: str = "python -m pipelines.tracking_logs") -> int:
+    """Parse the options and run the job (checks, lock, pipeline, publish, summary). Returns
+    the exit status."""
+    from trackpipe.console import quiet_beam_logging
+    from trackpipe.driver import launch
 
     quiet_beam_logging()
-    return run_job(sys.argv[1:] if argv is None else argv, build, prog="python -m pipelines.tracking_logs")
+    opts, beam_flags = parse_run_args(sys.argv[1:] if argv is None else argv, prog)
+    return launch(opts, beam_flags, build)
 
 
 if __name__ == "__main__":

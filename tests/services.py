@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from trackpipe.lock import pid_alive
+from trackpipe.storage.lock import pid_alive
 
 __all__ = [
     "s3_server",

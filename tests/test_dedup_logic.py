@@ -9,8 +9,8 @@ import random
 import numpy as np
 
 from trackpipe.config import Config, DedupConfig
-from transforms.dedup_logic import CLIENT_RESEND, EXACT, FP_DTYPE, KEEP, decide
-from transforms.events import LineParser
+from trackpipe.events.duplicates import CLIENT_RESEND, EXACT, FP_DTYPE, KEEP, decide
+from trackpipe.events.parse import LineParser
 
 PARSER = LineParser(Config())
 WINDOW = 5_000_000

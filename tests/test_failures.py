@@ -21,8 +21,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 
 from tests.helpers import ROOT, files_under, manifest, read_rows, run_cli
 from trackpipe.config import Config
-from trackpipe.generate import generate
-from trackpipe.workdir import WorkDir
+from trackpipe.generator.generate import generate
+from trackpipe.storage.workdir import WorkDir
 from transforms.read import InputFile, ReadAndStage
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trackpipe.config import Config
-from transforms.chunks import ChunkBuilder
-from transforms.events import REJECT_REASONS, Event, LineParser, Reject
-from transforms.reading import iter_lines
+from trackpipe.events.chunks import ChunkBuilder
+from trackpipe.events.lines import iter_lines
+from trackpipe.events.parse import REJECT_REASONS, Event, LineParser, Reject
 
 PARSER = LineParser(Config())
 REAL = Path(__file__).parent / "fixtures" / "real-events"

@@ -1,4 +1,4 @@
-"""Tests of trackpipe.generate: determinism, layout, the line-count invariant, realism, and an
+"""Tests of trackpipe.generator.generate: determinism, layout, the line-count invariant, realism, and an
 independent brute-force re-computation of expected.json from the written files."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trackpipe.generate import _generate, add_arguments, generate
+from trackpipe.generator.generate import _generate, add_arguments, generate
 
 EVENTS, SEED, DAYS, FILES = 20_000, 1234, 2, 3
 NAME_RE = re.compile(

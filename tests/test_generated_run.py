@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import manifest, read_rows, run_cli
-from trackpipe.generate import generate
+from trackpipe.generator.generate import generate
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_package_lines_are_the_raw_json_of_the_kept_events(corpus_run):
     date = package.name.split("-events-")[1][:10]
     lines = gzip.decompress(package.read_bytes()).splitlines()
     from trackpipe.config import Config
-    from transforms.events import LineParser
+    from trackpipe.events.parse import LineParser
 
     parser = LineParser(Config())
     parsed = [parser.parse(line) for line in lines]

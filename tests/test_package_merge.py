@@ -8,9 +8,9 @@ import random
 
 import pyarrow as pa
 
+from trackpipe.events.partitions import PACKAGE_SCHEMA, package_order
+from trackpipe.storage.formats import GzipWriter
 from transforms.package import _write_merged_streams, _write_sorted_in_memory
-from transforms.partitioning import PACKAGE_SCHEMA, package_order
-from transforms.writers import GzipWriter
 
 
 def _fragments(tmp_path, parts: int = 4, rows: int = 500):

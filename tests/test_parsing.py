@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from trackpipe.config import Config, DedupConfig
-from transforms.courses import course_key_in_url, org_of_course_id, resolve_course_and_org
-from transforms.events import (
+from trackpipe.events.orgs import course_key_in_url, org_of_course_id, resolve_course_and_org
+from trackpipe.events.parse import (
     BAD_TIME,
     MISSING_EVENT_TYPE,
     MISSING_TIME,
@@ -19,7 +19,7 @@ from transforms.events import (
     LineParser,
     Reject,
 )
-from transforms.timeparse import parse_time_us, us_to_iso
+from trackpipe.events.times import parse_time_us, us_to_iso
 
 REAL = Path(__file__).parent / "fixtures" / "real-events"
 PARSER = LineParser(Config())

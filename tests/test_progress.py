@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tests.helpers import run_cli
-from trackpipe.progress import ProgressMonitor, ProgressWriter, render, totals
+from trackpipe.runtime.progress import ProgressMonitor, ProgressWriter, render, totals
 
 
 def test_render_shows_files_bytes_lines_rate_and_elapsed():

@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from trackpipe.errors import InputError
-from transforms.reading import TooLong, iter_lines
+from trackpipe.events.lines import TooLong, iter_lines
 
 LINES = [b'{"event_type": "a", "time": "2026-11-02T00:00:00+00:00"}', b"", b"second", b"third"]
 
@@ -95,7 +95,7 @@ def test_overlong_lines_come_as_toolong_and_reading_goes_on():
 
 
 def test_overlong_line_spanning_blocks(monkeypatch):
-    import transforms.reading as reading
+    import trackpipe.events.lines as reading
 
     monkeypatch.setattr(reading, "READ_BLOCK", 64)
     data = b"a\n" + b"y" * 1000 + b"\nb"

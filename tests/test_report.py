@@ -1,7 +1,7 @@
 """`trackpipe report`: the numbers it gathers, the page it writes, and that page in a real browser.
 
 - Unit tests build small outputs by hand (manifest, Parquet/Avro partitions, duplicates audit,
-  rejects) and check trackpipe.report_data and the rendered HTML, without a browser.
+  rejects) and check trackpipe.report.data and the rendered HTML, without a browser.
 - CLI tests run `trackpipe report` as a user would.
 - Browser tests (slow) run real `trackpipe run`s, open their report in headless Chromium through
   Playwright and read the numbers back from the page (the charts carry them as data-* attributes
@@ -23,10 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import ROOT, run_cli
-from trackpipe import report, storage
-from trackpipe import report_data as rd
+from trackpipe import storage
 from trackpipe.errors import TrackpipeError
-from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_SCHEMA
+from trackpipe.events.schema import DUPLICATES_SCHEMA, OUTPUT_SCHEMA
+from trackpipe.report import data as rd
+from trackpipe.report import render as report
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -97,7 +98,7 @@ def write_output(
         table = pa.Table.from_pylist(records, schema=OUTPUT_SCHEMA)
         name = f"part-0000.{fmt}"
         if fmt == "avro":
-            from transforms.writers import TableWriter
+            from trackpipe.storage.formats import TableWriter
 
             writer = TableWriter(str(folder / name), OUTPUT_SCHEMA, "avro")
             writer.write(table)

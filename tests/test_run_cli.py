@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import REAL_EVENTS, files_under, manifest, read_jsonl_gz, read_rows, run_cli
-from transforms.schema import OUTPUT_COLUMNS
+from trackpipe.events.schema import OUTPUT_COLUMNS
 
 pytestmark = pytest.mark.slow
 

@@ -141,7 +141,7 @@ def assert_modes_agree(outs: dict[str, Path], logs: Path) -> dict:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """A small generated corpus: 20,000 events over 2 days, 3 files per server group."""
-    from trackpipe.generate import generate
+    from trackpipe.generator.generate import generate
 
     base = tmp_path_factory.mktemp("generated")
     generate(str(base), 20_000, 7, days=2, files=3)

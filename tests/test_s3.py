@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import files_under, manifest, read_rows, run_cli
-from trackpipe.generate import generate
+from trackpipe.generator.generate import generate
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
@@ -188,14 +188,14 @@ def test_the_lock_on_s3_refuses_a_second_run(s3_server, s3_bucket, corpus):
 def test_one_configuration_serves_boto3_and_smart_open(s3_server, s3_bucket, monkeypatch):
     import smart_open
 
-    from trackpipe import s3settings
+    from trackpipe.storage import s3_settings
 
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
-    flags = s3settings.configure_s3([])
+    flags = s3_settings.configure_s3([])
     assert f"--s3_endpoint_url={s3_server.endpoint_url}" in flags  # remote workers get it as a Beam option
-    s3settings.settings().client().put_object(Bucket=s3_bucket, Key="a/b.txt", Body=b"hello")
+    s3_settings.settings().client().put_object(Bucket=s3_bucket, Key="a/b.txt", Body=b"hello")
     url = f"s3://{s3_bucket}/a/b.txt"
-    with smart_open.open(url, "rb", transport_params=s3settings.smart_open_params()) as handle:
+    with smart_open.open(url, "rb", transport_params=s3_settings.smart_open_params()) as handle:
         assert handle.read() == b"hello"
-    s3settings.install(s3settings.S3Settings())
+    s3_settings.install(s3_settings.S3Settings())

@@ -21,11 +21,11 @@ from tests.helpers import files_under, manifest, run_cli
 from trackpipe import storage
 from trackpipe.config import load_orgs
 from trackpipe.errors import ConfigError, UnsafePathError
-from trackpipe.publish import apply_plan
-from trackpipe.report_data import org_example
-from trackpipe.workdir import WorkDir
-from transforms.courses import MAX_ORG_CHARS, package_name
-from transforms.timeparse import parse_time_us
+from trackpipe.events.orgs import MAX_ORG_CHARS, package_name
+from trackpipe.events.times import parse_time_us
+from trackpipe.report.data import org_example
+from trackpipe.storage.journal import apply_plan
+from trackpipe.storage.workdir import WorkDir
 
 DAY = "2025-03-14"
 
@@ -281,13 +281,12 @@ def hostile_event(draw) -> dict:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(hostile_event(), min_size=1, max_size=12))
 def test_arbitrary_text_in_any_name_field_never_fails_a_run_nor_leaves_the_output(tmp_path_factory, events):
-    from pipelines.tracking_logs import build
-    from trackpipe.driver import run
+    from pipelines.tracking_logs import run
 
     base = tmp_path_factory.mktemp("hostile")
     logs = _write_log(base / "logs", NORMAL + events)
     out = base / "out"
-    assert run(["--input", str(logs / "*"), "--output", str(out), "--quiet", "--max-reject-ratio", "1"], build) == 0
+    assert run(["--input", str(logs / "*"), "--output", str(out), "--quiet", "--max-reject-ratio", "1"]) == 0
     assert sorted(p.name for p in base.iterdir()) == ["logs", "out"]
     for rel in files_under(out):
         assert all(storage.safe_component(part) for part in Path(rel).parts), rel

@@ -12,11 +12,11 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from trackpipe.config import Config
-from trackpipe.workdir import WorkDir
-from transforms.chunks import ChunkBuilder
-from transforms.dedup_logic import CLIENT_RESEND, DECISION_DTYPE, EXACT, KEEP, decide
+from trackpipe.events.chunks import ChunkBuilder
+from trackpipe.events.duplicates import CLIENT_RESEND, DECISION_DTYPE, EXACT, KEEP, decide
+from trackpipe.events.parse import LineParser
+from trackpipe.storage.workdir import WorkDir
 from transforms.dedupe import DeduplicateEvents
-from transforms.events import LineParser
 from transforms.read import FINGERPRINTS, REJECTS, STATS, InputFile, ReadAndStage
 from transforms.stats import MergeStatsFn
 

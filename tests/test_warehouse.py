@@ -30,11 +30,11 @@ import sqlglot
 from sqlglot import exp
 
 from tests.helpers import REAL_EVENTS, ROOT, manifest, read_rows, run_cli
-from trackpipe import warehouse
-from trackpipe import warehouse_sql as wsql
 from trackpipe.config import STREAMS, Config
-from trackpipe.warehouse import plural
-from transforms.schema import OUTPUT_COLUMNS
+from trackpipe.events.schema import OUTPUT_COLUMNS
+from trackpipe.warehouse import loader as warehouse
+from trackpipe.warehouse import sql as wsql
+from trackpipe.warehouse.loader import plural
 
 DOCS = ROOT / "docs" / "warehouse.md"
 TABLES = {"research": "research_events", "internal_bi": "internal_bi_events"}
@@ -278,7 +278,7 @@ def test_a_half_published_run_is_finished_before_loading(sample, tmp_path, capsy
     its lock: the load takes over the dead run's lock, replays the journal (`recover`), and loads
     the complete run, never the half-published one."""
     out = tmp_path / "out"
-    env = {**os.environ, "TRACKPIPE_TEST_PAUSE": "publish=0.2"}  # trackpipe.faults: 0.2 s per publish action
+    env = {**os.environ, "TRACKPIPE_TEST_PAUSE": "publish=0.2"}  # trackpipe.runtime.faults: 0.2 s per publish action
     command = [sys.executable, "-m", "trackpipe.cli", "run", "--input", str(sample.logs / "*"), "--output", str(out), "--no-package"]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -6,11 +6,10 @@ Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 
 from trackpipe import __version__
+from trackpipe.console import quiet_beam_logging
 
 COMMANDS = {
     "run": "Run the main job: raw tracking logs -> warehouse partitions, duplicates audit, rejects, research packages.",
@@ -18,29 +17,6 @@ COMMANDS = {
     "generate": "Generate realistic, deliberately faulty raw tracking logs and their expected counts.",
     "report": "Write a self-contained HTML data-quality report of a run's output.",
 }
-
-
-def quiet_beam_logging() -> None:
-    """Beam logs import-time warnings (e.g. about optional GCP clients) at WARNING on the root
-    logger; keep the console for trackpipe's own messages."""
-    debug = bool(os.environ.get("TRACKPIPE_DEBUG"))
-    logging.getLogger().setLevel(logging.INFO if debug else logging.ERROR)
-    # Beam logs a failing bundle's traceback at ERROR; trackpipe prints one line instead
-    # (TRACKPIPE_DEBUG=1 shows everything).
-    logging.getLogger("apache_beam").setLevel(logging.INFO if debug else logging.CRITICAL)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("trackpipe: %(message)s"))
-    ours = logging.getLogger("trackpipe")
-    if not ours.handlers:
-        ours.addHandler(handler)
-    ours.setLevel(logging.INFO)
-    ours.propagate = False
-    # On Dataflow, keep the lines that give the job id and the console link (schedulers such as
-    # Airflow's Beam operator read them).
-    dataflow = logging.getLogger("apache_beam.runners.dataflow")
-    dataflow.setLevel(logging.INFO)
-    if not dataflow.handlers:
-        dataflow.addHandler(logging.StreamHandler(sys.stderr))
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -69,25 +45,24 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         parser.error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
     if command == "run":
-        from pipelines.tracking_logs import build
-        from trackpipe.driver import run
+        from pipelines.tracking_logs import run
 
-        return run(rest, build)
+        return run(rest, prog="trackpipe run")
     if command == "load":
-        from trackpipe.warehouse import main as load_main
+        from trackpipe.warehouse.loader import main as load_main
 
         return load_main(rest)
     if command == "generate":
         return _generate(rest)
     if command == "report":
-        from trackpipe.report import main as report_main
+        from trackpipe.report.render import main as report_main
 
         return report_main(rest)
     return 2
 
 
 def _generate(argv: list[str]) -> int:
-    from trackpipe.generate import add_arguments, generate
+    from trackpipe.generator.generate import add_arguments, generate
 
     parser = argparse.ArgumentParser(prog="trackpipe generate", description=COMMANDS["generate"])
     add_arguments(parser)

@@ -16,11 +16,8 @@ from dataclasses import dataclass, field
 import yaml
 
 from trackpipe.errors import ConfigError
-from transforms.courses import MAX_ORG_CHARS, package_name
-
-STREAM_RESEARCH = "research"
-STREAM_INTERNAL_BI = "internal_bi"
-STREAMS = (STREAM_RESEARCH, STREAM_INTERNAL_BI)
+from trackpipe.events.orgs import MAX_ORG_CHARS, package_name
+from trackpipe.events.schema import STREAM_INTERNAL_BI, STREAM_RESEARCH, STREAMS  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trackpipe.errors import ConfigError
-from transforms.timeparse import date_to_day
+from trackpipe.events.times import date_to_day
 
 MAX_DAYS = 3660
 

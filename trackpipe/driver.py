@@ -23,15 +23,18 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from trackpipe import __version__, s3settings, storage
+from trackpipe import __version__, storage
 from trackpipe.config import Config, load_config
+from trackpipe.console import printable
 from trackpipe.dates import selected_days
 from trackpipe.errors import ConfigError, TrackpipeError
+from trackpipe.events.layout import MANIFEST_NAME, WAREHOUSE_DIR
+from trackpipe.events.times import day_to_date
 from trackpipe.gpg import PackageKeys, resolve_keys
-from trackpipe.manifest import MANIFEST_NAME, RunInfo
-from trackpipe.s3settings import redact
-from trackpipe.workdir import WorkDir
-from transforms.timeparse import day_to_date
+from trackpipe.manifest import RunInfo
+from trackpipe.storage import s3_settings
+from trackpipe.storage.s3_settings import redact
+from trackpipe.storage.workdir import WorkDir
 
 log = logging.getLogger("trackpipe")
 SUMMARY_DAYS = 8
@@ -131,7 +134,7 @@ def prepare(opts, beam_flags: list[str]) -> Job:
     return Job(
         inputs=inputs,
         config=config,
-        workdir=WorkDir(output, run_id, s3settings.settings(), scratch_dir(opts.scratch_dir, output, beam_flags)),
+        workdir=WorkDir(output, run_id, s3_settings.settings(), scratch_dir(opts.scratch_dir, output, beam_flags)),
         days=days,
         packages=packages,
         skip_corrupt=opts.skip_corrupt_inputs,
@@ -145,7 +148,7 @@ def prepare(opts, beam_flags: list[str]) -> Job:
 def preflight(job: Job) -> None:
     """Check object-store buckets and credentials before anything runs or is written, so a
     missing bucket, refused credentials or an unreachable endpoint give one clear line."""
-    from trackpipe.s3settings import check_bucket
+    from trackpipe.storage.s3_settings import check_bucket
 
     checked = set()
     for url in (job.info.output, *job.inputs):
@@ -159,8 +162,8 @@ def preflight(job: Job) -> None:
 def execute(job: Job, pipeline_options, build) -> dict:
     """Lock, recover, run the pipeline built by `build(p, job)`, return the published manifest."""
 
-    from trackpipe.lock import OutputLock
-    from trackpipe.publish import recover
+    from trackpipe.storage.journal import recover
+    from trackpipe.storage.lock import OutputLock
 
     output = job.info.output
     lock = OutputLock(output, job.info.run_id)
@@ -198,7 +201,7 @@ def progress_display(job: Job):
     """Live progress on stderr while the pipeline runs (nothing with --quiet)."""
     from contextlib import nullcontext
 
-    from trackpipe.progress import PROGRESS_DIR, ProgressMonitor
+    from trackpipe.runtime.progress import PROGRESS_DIR, ProgressMonitor
 
     if job.quiet:
         return nullcontext()
@@ -239,7 +242,7 @@ def make_pipeline(pipeline_options):
     --direct_num_workers. Beam 2.77's DirectRunner first tries to download and start the Prism
     runner from GitHub; going straight to the FnApiRunner keeps local runs offline, predictable
     and the same on every machine. In multi_processing mode the worker processes are Beam's
-    own worker started through trackpipe.worker, which keeps their start-up logs off the
+    own worker started through trackpipe.runtime.worker, which keeps their start-up logs off the
     terminal."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
@@ -259,7 +262,7 @@ def make_pipeline(pipeline_options):
         pipeline_options.view_as(DirectOptions).direct_running_mode = "in_memory"  # workers: below
         if not pipeline_options.view_as(DirectOptions).direct_num_workers:
             pipeline_options.view_as(DirectOptions).direct_num_workers = os.cpu_count() or 1
-        environment = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m trackpipe.worker")
+        environment = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m trackpipe.runtime.worker")
     encoded = JobServiceHandle.encode_pipeline_options(pipeline_options.get_all_options())
     info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     runner = fn_runner.FnApiRunner(default_environment=environment, provision_info=info)
@@ -292,7 +295,7 @@ def _failure_message(workdir: WorkDir, exc: BaseException) -> str:
 
 def _cleanup(workdir: WorkDir) -> None:
     """Remove the run's work folder unless it holds a publish journal (recover finishes it)."""
-    from trackpipe.publish import JOURNAL
+    from trackpipe.storage.journal import JOURNAL
 
     try:
         storage.delete_tree(workdir.scratch_root)
@@ -311,13 +314,6 @@ def read_manifest(output: str) -> dict:
         return json.loads(storage.read_bytes(path))
     except (OSError, ValueError) as exc:
         raise TrackpipeError(f"cannot read the run manifest {path}: {exc}") from None
-
-
-def printable(text: str, limit: int = 40) -> str:
-    """A value from the data as it may be printed on a terminal: control characters (escape
-    sequences, newlines) shown escaped, cut to `limit` characters."""
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
-    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def summary(manifest: dict, wall_seconds: float) -> str:
@@ -373,7 +369,7 @@ def outputs_text(manifest: dict) -> str:
         by_stream.setdefault(part["stream"], []).append(part)
     for stream, parts in by_stream.items():
         rows = sum(p["rows"] for p in parts)
-        where = storage.join(out, "warehouse", stream)
+        where = storage.join(out, WAREHOUSE_DIR, stream)
         lines.append(f"  {where}/dt=...  ({len(parts)} day partitions, {rows:,} rows)")
     pkg = manifest.get("research_package")
     if pkg is not None:
@@ -384,31 +380,16 @@ def outputs_text(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def run(argv: list[str], build, prog: str = "trackpipe run") -> int:
-    """Parse, run, report. Returns the exit status."""
-    import argparse
-
+def launch(opts, beam_flags: list[str], build) -> int:
+    """Run the job the parsed options describe with the pipeline `build(p, job)` makes: check,
+    lock, run, publish, report, and load with --load. Returns the exit status."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.options import add_run_arguments, unknown_beam_flags
-
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Read raw Open edX tracking logs, parse, deduplicate, split research / internal BI events, "
-        "write warehouse partitions and research packages. Any Beam pipeline option may follow "
-        "(--runner, --direct_num_workers, --direct_running_mode, --s3_endpoint_url, ...).",
-        allow_abbrev=False,
-    )
-    add_run_arguments(parser)
-    opts, beam_flags = parser.parse_known_args(argv)
-    unknown = unknown_beam_flags(beam_flags)
-    if unknown:
-        parser.error(f"unknown option {unknown[0]} (not a trackpipe or Beam pipeline option)")
     started = time.monotonic()
     try:
         from apache_beam.io.filesystems import FileSystems
 
-        from trackpipe.s3settings import configure_s3
+        from trackpipe.storage.s3_settings import configure_s3
 
         beam_flags = configure_s3(beam_flags)
         job = prepare(opts, beam_flags)
@@ -422,7 +403,7 @@ def run(argv: list[str], build, prog: str = "trackpipe run") -> int:
             print()
             print(outputs_text(manifest))
         if opts.load:
-            from trackpipe.warehouse import load_output
+            from trackpipe.warehouse.loader import load_output
 
             try:
                 report = load_output(job.info.output, opts.load, dates=list(manifest["dates"]), config=job.config)

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trackpipe import __version__
+from trackpipe.events.layout import MANIFEST_NAME, RUNS_DIR  # noqa: F401 - part of this module's interface
 
-MANIFEST_NAME = "_manifest.json"
-RUNS_DIR = "_runs"
 MANIFEST_VERSION = 1
 TOP_NAMES = 50
 MAX_EXAMPLES = 5

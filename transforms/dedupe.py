@@ -11,7 +11,7 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 
-from transforms.dedup_logic import FP_DTYPE, decide
+from trackpipe.events.duplicates import FP_DTYPE, decide
 
 
 class DecideShardFn(beam.DoFn):

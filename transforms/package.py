@@ -20,27 +20,12 @@ import numpy as np
 import pyarrow as pa
 
 from trackpipe import __version__, storage
+from trackpipe.events.layout import package_file_name, package_folder, package_manifest_name
+from trackpipe.events.partitions import package_order
 from trackpipe.gpg import Encryptor, PackageKeys
-from trackpipe.workdir import WorkDir
-from transforms.partitioning import package_order
+from trackpipe.storage.formats import GzipWriter
+from trackpipe.storage.workdir import WorkDir
 from transforms.stats import count
-from transforms.writers import GzipWriter
-
-PACKAGE_DIR = "research_package"
-
-
-def package_folder(package: str, site: str, date: str) -> str:
-    """Folder of a package file, relative to the output: `{org}/{site}/events/{YYYY}`."""
-    return "/".join([PACKAGE_DIR, package, site, "events", date[:4]])
-
-
-def package_file_name(package: str, site: str, date: str, encrypted: bool) -> str:
-    return f"{package}-{site}-events-{date}.log.gz" + (".gpg" if encrypted else "")
-
-
-def manifest_name(date: str) -> str:
-    return f"MANIFEST-{date}.json"
-
 
 # An (org, day) with at most this many events is sorted by its keys in memory (vectorised, fast;
 # about 50 bytes per event); a larger one is merged as streams from its sorted fragments.
@@ -161,7 +146,7 @@ class MergePackageFn(beam.DoFn):
             "order": ["received_at", "time", "event_id"],
             "produced_by": f"trackpipe {__version__}",
         }
-        manifest_path = self._workdir.path(*folder.split("/"), manifest_name(date))
+        manifest_path = self._workdir.path(*folder.split("/"), package_manifest_name(date))
         data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         self._workdir.guard(manifest_path, storage.write_bytes, manifest_path, data)
         count("package_files", 1)

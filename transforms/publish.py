@@ -10,8 +10,8 @@ from __future__ import annotations
 import apache_beam as beam
 
 from trackpipe.manifest import RunInfo
-from trackpipe.publish import publish
-from trackpipe.workdir import WorkDir
+from trackpipe.storage.journal import publish
+from trackpipe.storage.workdir import WorkDir
 from transforms.stats import MergeStatsFn
 
 

@@ -13,19 +13,20 @@ from typing import NamedTuple
 
 import apache_beam as beam
 
-from trackpipe import faults, storage
+from trackpipe import storage
 from trackpipe.config import Config
 from trackpipe.errors import InputError, TrackpipeError
-from trackpipe.memory import keep_freed_memory, no_gc
-from trackpipe.progress import PROGRESS_DIR, ProgressWriter
-from trackpipe.workdir import WorkDir
-from transforms.chunks import ChunkBuilder, StagedChunk, chunk_file_id
-from transforms.dedup_logic import shard_of
-from transforms.events import LineParser
-from transforms.reading import iter_lines
-from transforms.schema import STAGED_SCHEMA
+from trackpipe.events.chunks import ChunkBuilder, StagedChunk, chunk_file_id
+from trackpipe.events.duplicates import shard_of
+from trackpipe.events.lines import iter_lines
+from trackpipe.events.parse import LineParser
+from trackpipe.events.schema import STAGED_SCHEMA
+from trackpipe.runtime import faults
+from trackpipe.runtime.memory import keep_freed_memory, no_gc
+from trackpipe.runtime.progress import PROGRESS_DIR, ProgressWriter
+from trackpipe.storage.formats import GuardedWriter
+from trackpipe.storage.workdir import WorkDir
 from transforms.stats import count
-from transforms.writers import GuardedWriter
 
 # Output tags of ReadAndStageFn.
 FINGERPRINTS = "fingerprints"

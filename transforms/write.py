@@ -12,17 +12,18 @@ import pyarrow as pa
 
 from trackpipe import storage
 from trackpipe.config import Config
-from trackpipe.memory import keep_freed_memory
-from trackpipe.progress import PROGRESS_DIR, ProgressWriter
-from trackpipe.workdir import WorkDir
-from transforms import partitioning as parts
-from transforms.chunks import chunk_file_id
-from transforms.dedup_logic import KEEP, KIND_NAMES
-from transforms.partitioning import PACKAGE_SCHEMA
-from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_SCHEMA
+from trackpipe.events import partitions as parts
+from trackpipe.events.chunks import chunk_file_id
+from trackpipe.events.duplicates import KEEP, KIND_NAMES
+from trackpipe.events.layout import DUPLICATES_DIR, REJECTS_DIR, WAREHOUSE_DIR, part_file, partition_dir, rejects_file
+from trackpipe.events.partitions import PACKAGE_SCHEMA
+from trackpipe.events.schema import DUPLICATES_SCHEMA, OUTPUT_SCHEMA
+from trackpipe.events.times import US_PER_DAY, day_to_date
+from trackpipe.runtime.memory import keep_freed_memory
+from trackpipe.runtime.progress import PROGRESS_DIR, ProgressWriter
+from trackpipe.storage.formats import GuardedWriter, jsonl_gz_bytes
+from trackpipe.storage.workdir import WorkDir
 from transforms.stats import count
-from transforms.timeparse import US_PER_DAY, day_to_date
-from transforms.writers import EXTENSIONS, GuardedWriter, jsonl_gz_bytes
 
 # Output tags of WriteChunkFn.
 PACKAGE_FRAGMENTS = "package_fragments"
@@ -146,11 +147,11 @@ class _ChunkOutputs:
         if kind == "warehouse":
             _, stream, date = target
             fmt = self._config.format
-            path = self._workdir.path("warehouse", stream, f"dt={date}", f"part-{self._file_id}{EXTENSIONS[fmt]}")
+            path = self._workdir.path(WAREHOUSE_DIR, stream, partition_dir(date), part_file(self._file_id, fmt))
             self._writer(target, path, OUTPUT_SCHEMA, fmt).write(table)
             return
         _, date = target
-        path = self._workdir.path("duplicates", f"dt={date}", f"part-{self._file_id}.parquet")
+        path = self._workdir.path(DUPLICATES_DIR, partition_dir(date), part_file(self._file_id, "parquet"))
         self._writer(target, path, DUPLICATES_SCHEMA, "parquet").write(table)
         removed = self._dup_stats
         for kind_name, source, name in zip(
@@ -218,7 +219,7 @@ class WriteRejectsFn(beam.DoFn):
 
     def process(self, element):
         key, records = element
-        path = self._workdir.path("rejects", f"part-{chunk_file_id(key)}.jsonl.gz")
+        path = self._workdir.path(REJECTS_DIR, rejects_file(chunk_file_id(key)))
         self._workdir.guard(path, storage.write_bytes, path, jsonl_gz_bytes(records))
         yield {"reject_files": 1}
 

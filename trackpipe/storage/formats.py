@@ -16,9 +16,8 @@ import pyarrow.parquet as pq
 from isal import isal_zlib
 
 from trackpipe import storage
-from transforms.schema import TS, avro_schema
+from trackpipe.events.schema import TS, avro_schema
 
-EXTENSIONS = {"parquet": ".parquet", "avro": ".avro"}
 # Dictionary-encode only the columns whose values repeat; for event, context, raw ids and
 # URLs, dictionaries cost time and do not shrink the file (measured: see docs/benchmarks.md).
 DICTIONARY_COLUMNS = [

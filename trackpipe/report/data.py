@@ -1,6 +1,6 @@
 """The numbers behind `trackpipe report`, gathered from a run's outputs and manifest alone.
 
-No HTML here (trackpipe.report renders) and no pipeline: the warehouse partitions, the
+No HTML here (trackpipe.report.render renders) and no pipeline: the warehouse partitions, the
 duplicates audit and the rejects are read through trackpipe.storage, so a run written to local
 disk or to an object store, by any runner, can be reported on. Only the columns a chart needs are
 read from the Parquet/Avro files.
@@ -19,11 +19,7 @@ from dataclasses import dataclass, field
 
 from trackpipe import storage
 from trackpipe.errors import TrackpipeError
-from trackpipe.manifest import MANIFEST_NAME
-
-WAREHOUSE_DIR = "warehouse"
-DUPLICATES_DIR = "duplicates"
-REJECTS_DIR = "rejects"
+from trackpipe.events.layout import DUPLICATES_DIR, MANIFEST_NAME, REJECTS_DIR
 
 # The hour of a warehouse row is the hour of `received_at` (UTC): `dt` is its date, so the hours of
 # a day partition are exactly that day's 24 hours.

@@ -23,16 +23,24 @@ import os
 import re
 import shutil
 
-from trackpipe import faults, storage
+from trackpipe import storage
 from trackpipe.config import STREAMS
-from trackpipe.manifest import MANIFEST_NAME, RUNS_DIR, RunInfo, build, reject_ratio
-from trackpipe.workdir import TMP_DIR, WorkDir
+from trackpipe.events.layout import (
+    DUPLICATES_DIR,
+    MANIFEST_NAME,
+    PACKAGE_DIR,
+    REJECTS_DIR,
+    RUNS_DIR,
+    TMP_DIR,
+    WAREHOUSE_DIR,
+    package_manifest_name,
+    partition_dir,
+)
+from trackpipe.manifest import RunInfo, build, reject_ratio
+from trackpipe.runtime import faults
+from trackpipe.storage.workdir import WorkDir
 
 JOURNAL = "_publish.json"
-WAREHOUSE_DIR = "warehouse"
-DUPLICATES_DIR = "duplicates"
-REJECTS_DIR = "rejects"
-PACKAGE_DIR = "research_package"
 
 
 def _now() -> str:
@@ -54,7 +62,7 @@ def publish(workdir: WorkDir, stats: dict, info: RunInfo) -> dict:
     for folder in (WAREHOUSE_DIR, DUPLICATES_DIR):
         for stream in STREAMS if folder == WAREHOUSE_DIR else (None,):
             for date in dates:
-                parts = [folder, stream, f"dt={date}"] if stream else [folder, f"dt={date}"]
+                parts = [folder, stream, partition_dir(date)] if stream else [folder, partition_dir(date)]
                 staged = workdir.path(*parts)
                 files = _relative(staged, storage.list_files(staged))
                 actions.append(_replace_or_delete(staged, storage.join(out, *parts), files))
@@ -112,7 +120,7 @@ def _package_actions(workdir: WorkDir, out: str, site: str, dates: list[str], pa
     for rel in sorted(packages):
         folder, _name = rel.rsplit("/", 1)
         date = packages[rel]["date"]
-        for name in (_name, f"MANIFEST-{date}.json"):
+        for name in (_name, package_manifest_name(date)):
             rel_path = f"{folder}/{name}"
             new.add(rel_path)
             parts = rel_path.split("/")

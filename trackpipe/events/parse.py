@@ -19,14 +19,17 @@ order, whitespace and `\\u` escaping do not matter, and they are the same in eve
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 import xxhash
 
-from trackpipe.config import STREAM_INTERNAL_BI, STREAM_RESEARCH, Config
-from transforms.courses import resolve_course_and_org
-from transforms.timeparse import parse_time_us
+from trackpipe.events.orgs import resolve_course_and_org
+from trackpipe.events.schema import STREAM_INTERNAL_BI, STREAM_RESEARCH
+from trackpipe.events.times import parse_time_us
+
+if TYPE_CHECKING:  # the settings object only; the rules never import the application
+    from trackpipe.config import Config
 
 # Reject reason codes (documented in the README).
 NOT_JSON = "not_json"

@@ -7,16 +7,19 @@ Everything is columnar (Arrow and NumPy); no per-row Python except where the row
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trackpipe.config import STREAM_RESEARCH, OrgsConfig
-from transforms.courses import package_name
-from transforms.dedup_logic import DECISION_DTYPE, KEEP, KIND_NAMES
-from transforms.schema import DUPLICATES_SCHEMA, OUTPUT_COLUMNS, TS
-from transforms.timeparse import US_PER_DAY, day_to_date
+from trackpipe.events.duplicates import DECISION_DTYPE, KEEP, KIND_NAMES
+from trackpipe.events.orgs import package_name
+from trackpipe.events.schema import DUPLICATES_SCHEMA, OUTPUT_COLUMNS, STREAM_RESEARCH, TS
+
+if TYPE_CHECKING:  # the settings object only; the rules never import the application
+    from trackpipe.config import OrgsConfig
+from trackpipe.events.times import US_PER_DAY, day_to_date
 
 # Examples of orgs left out of packages kept per reason (for the manifest and the report), and
 # how much of each.

@@ -18,8 +18,8 @@ import sys
 
 from trackpipe import storage
 from trackpipe.errors import LockedError
+from trackpipe.events.layout import LOCK_NAME
 
-LOCK_NAME = "_lock.json"
 log = logging.getLogger("trackpipe")
 
 
@@ -93,7 +93,7 @@ class OutputLock:
 
 def _create_exclusive(path: str, data: bytes) -> bool:
     if path.startswith("s3://"):
-        from trackpipe.s3settings import put_if_absent
+        from trackpipe.storage.s3_settings import put_if_absent
 
         return put_if_absent(path, data)
     if path.startswith("gs://"):

@@ -4,7 +4,7 @@ Beam's S3 filesystem builds a new boto3 session and client, loading botocore's J
 for every single operation; with the many small objects of a run (chunks, partition files,
 package files) that cost more than the work itself (a 20k-event run: 31 s, a third of it in
 botocore's JSON loader). Here one client per process serves every call, with the settings of
-trackpipe.s3settings, which are the same ones Beam's own S3 options carry to workers.
+trackpipe.storage.s3_settings, which are the same ones Beam's own S3 options carry to workers.
 
 Reads stream (a large object is never read whole unless asked) and can seek with ranged GETs,
 so Arrow can fetch single record batches; writes spool to a temporary file and upload on close
@@ -21,7 +21,7 @@ import tempfile
 import threading
 
 from trackpipe.errors import TrackpipeError
-from trackpipe.s3settings import bucket_and_key, explain, settings
+from trackpipe.storage.s3_settings import bucket_and_key, explain, settings
 
 _lock = threading.Lock()
 _clients: dict = {}

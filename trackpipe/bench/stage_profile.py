@@ -15,13 +15,13 @@ import numpy as np
 import pyarrow as pa
 
 from trackpipe.config import Config
-from trackpipe.memory import keep_freed_memory
-from transforms import partitioning as parts
-from transforms.chunks import ChunkBuilder
-from transforms.dedup_logic import decide, shard_of
-from transforms.events import LineParser
-from transforms.reading import iter_lines
-from transforms.writers import TableWriter
+from trackpipe.events import partitions as parts
+from trackpipe.events.chunks import ChunkBuilder
+from trackpipe.events.duplicates import decide, shard_of
+from trackpipe.events.lines import iter_lines
+from trackpipe.events.parse import LineParser
+from trackpipe.runtime.memory import keep_freed_memory
+from trackpipe.storage.formats import TableWriter
 
 STAGES = [
     ("read: gunzip and split lines", "gunzip"),
@@ -95,7 +95,7 @@ def profile_text(folder: Path) -> str:
     total = sum(times.values())
     rows = [
         f"Per-stage CPU cost on the largest file of the 1M-event corpus ({events:,} events), one process "
-        "(`python -m trackpipe.bench_profile`):",
+        "(`python -m trackpipe.bench.stage_profile`):",
         "",
         "| stage | µs per event | share |",
         "|---|---|---|",
@@ -107,6 +107,6 @@ def profile_text(folder: Path) -> str:
 
 
 if __name__ == "__main__":
-    from trackpipe.bench import corpus
+    from trackpipe.bench.corpora import corpus
 
     print(profile_text(corpus(1_000_000)))

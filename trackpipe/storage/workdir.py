@@ -20,10 +20,10 @@ import os
 import time
 from dataclasses import dataclass
 
-from trackpipe import s3settings, storage
+from trackpipe import storage
 from trackpipe.errors import TrackpipeError
-
-TMP_DIR = "_tmp"
+from trackpipe.events.layout import TMP_DIR
+from trackpipe.storage import s3_settings
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,14 @@ class WorkDir:
     output: str
     run_id: str
     # The driver's S3 settings, for worker processes that do not share its environment.
-    s3: s3settings.S3Settings = s3settings.S3Settings()
+    s3: s3_settings.S3Settings = s3_settings.S3Settings()
     # Folder for intermediate data; None: inside the staging folder.
     scratch: str | None = None
 
     def activate(self) -> None:
         """Call in every DoFn's setup(): gives this worker process the run's S3 settings."""
-        if self.s3 != s3settings.S3Settings():
-            s3settings.install(self.s3)
+        if self.s3 != s3_settings.S3Settings():
+            s3_settings.install(self.s3)
 
     @property
     def root(self) -> str:

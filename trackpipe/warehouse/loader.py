@@ -2,7 +2,7 @@
 load scripts. No Beam here. docs/warehouse.md describes the behaviour for users.
 
 A load:
-1. opens the warehouse and creates the tables when missing (DDL from trackpipe.warehouse_sql);
+1. opens the warehouse and creates the tables when missing (DDL from trackpipe.warehouse.sql);
 2. takes the output's lock, finishes a half-done publish (`recover`), lists the partitions
    `OUT/warehouse/<stream>/dt=<day>/part-*` and takes a private snapshot of their files in a
    local temp folder (hard links when possible, else copies; downloads for s3:// outputs) while
@@ -35,16 +35,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from trackpipe import __version__, storage
-from trackpipe import warehouse_sql as wsql
 from trackpipe.config import STREAMS, Config, load_config
 from trackpipe.dates import selected_days
 from trackpipe.errors import ConfigError, TrackpipeError
-from trackpipe.s3settings import add_arguments as add_s3_arguments
-from transforms.schema import OUTPUT_COLUMNS, OUTPUT_SCHEMA
-from transforms.timeparse import day_to_date
+from trackpipe.events.layout import MANIFEST_NAME, WAREHOUSE_DIR
+from trackpipe.events.schema import OUTPUT_COLUMNS, OUTPUT_SCHEMA
+from trackpipe.events.times import day_to_date
+from trackpipe.storage.s3_settings import add_arguments as add_s3_arguments
+from trackpipe.warehouse import sql as wsql
 
-WAREHOUSE_DIR = "warehouse"  # same as trackpipe.publish.WAREHOUSE_DIR (not imported: no need for its imports)
-MANIFEST_NAME = "_manifest.json"
 DEFAULT_DB_NAME = "warehouse.duckdb"
 VERTICA_DIR = "vertica"
 BATCH_ROWS = 16_384
@@ -626,8 +625,8 @@ def check_output(output: str) -> None:
 @contextlib.contextmanager
 def read_output(output: str, load_id: str):
     """Hold the output's lock while reading it: finish a half-done publish first."""
-    from trackpipe.lock import OutputLock
-    from trackpipe.publish import recover
+    from trackpipe.storage.journal import recover
+    from trackpipe.storage.lock import OutputLock
 
     check_output(output)
     try:
@@ -963,7 +962,7 @@ def main(argv: list[str]) -> int:
             raise ConfigError("--sql-dir goes with --emit-sql")
         config = load_config(args.config)
         dates = selected_dates(args.date, args.start_date, args.end_date)
-        from trackpipe.s3settings import configure_from_args
+        from trackpipe.storage.s3_settings import configure_from_args
 
         configure_from_args(args)
         if args.emit_sql:

@@ -9,6 +9,12 @@ import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
 
+# The two streams of the warehouse: research events and internal BI events (names starting with
+# one of the config's `internal_prefixes`, edx.bi.* by default).
+STREAM_RESEARCH = "research"
+STREAM_INTERNAL_BI = "internal_bi"
+STREAMS = (STREAM_RESEARCH, STREAM_INTERNAL_BI)
+
 # (name, arrow type, description) in output order.
 COLUMNS = [
     ("event_id", pa.string(), "Stable id of the row: 128-bit fingerprint of the event's parsed content (hex). Same on every rerun."),

@@ -1,7 +1,7 @@
 """`trackpipe report OUT [--compare OTHER_OUT] [--html FILE]`: one self-contained HTML page per run.
 
 The page is made of inline SVG charts drawn here (no script, no web font, nothing fetched), so it
-opens anywhere, offline. Its numbers come from trackpipe.report_data, which reads the run's outputs
+opens anywhere, offline. Its numbers come from trackpipe.report.data, which reads the run's outputs
 and manifest only. Every chart element carries its numbers in `data-*` attributes (data-key,
 data-value, data-prev) and as visible text, so the page can be checked against the manifest.
 
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from trackpipe import __version__, storage
-from trackpipe import report_data as rd
 from trackpipe.errors import TrackpipeError
-from trackpipe.s3settings import add_arguments as add_s3_arguments
+from trackpipe.report import data as rd
+from trackpipe.storage.s3_settings import add_arguments as add_s3_arguments
 
 REPORT_NAME = "report.html"
 SUMMARY_ITEMS = 6  # flagged changes listed per chart at the top; the charts show all
@@ -931,7 +931,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from trackpipe.s3settings import configure_from_args
+        from trackpipe.storage.s3_settings import configure_from_args
 
         configure_from_args(args)
         path = write_report(args.output, args.html, args.compare)

@@ -1,12 +1,12 @@
 """Files on local disk or in an object store, behind one small set of functions.
 
 - Local paths use the OS directly (fast; directory renames are atomic).
-- `s3://` uses trackpipe.s3store: one cached boto3 client per process, with the settings of
-  trackpipe.s3settings (Beam's S3 options or the AWS variables).
+- `s3://` uses trackpipe.storage.s3: one cached boto3 client per process, with the settings of
+  trackpipe.storage.s3_settings (Beam's S3 options or the AWS variables).
 - Any other URL (`gs://`, ...) goes through Beam's FileSystems, so whatever Beam can read
   works too.
 Object stores have no folders and no rename: "folders" are key prefixes, and moving means
-copying then deleting (see trackpipe.publish for how partitions are still replaced whole).
+copying then deleting (see trackpipe.storage.journal for how partitions are still replaced whole).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import os
 import shutil
 from typing import BinaryIO
 
-from trackpipe import s3store
 from trackpipe.errors import TrackpipeError, UnsafePathError
+from trackpipe.storage import s3 as s3store
 
 
 def is_remote(path: str) -> bool:

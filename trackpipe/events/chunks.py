@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from transforms.dedup_logic import FP_DTYPE
-from transforms.events import Event, LineParser, Reject
-from transforms.reading import TooLong
-from transforms.schema import STAGED_SCHEMA
+from trackpipe.events.duplicates import FP_DTYPE
+from trackpipe.events.lines import TooLong
+from trackpipe.events.parse import Event, LineParser, Reject
+from trackpipe.events.schema import STAGED_SCHEMA
 
 _MASK64 = (1 << 64) - 1
 

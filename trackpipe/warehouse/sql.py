@@ -13,7 +13,7 @@ import json
 
 import pyarrow as pa
 
-from transforms.schema import COLUMNS, OUTPUT_COLUMNS, TS
+from trackpipe.events.schema import COLUMNS, OUTPUT_COLUMNS, TS
 
 DIALECTS = ("duckdb", "postgres", "vertica")
 

@@ -6,12 +6,12 @@
    logs in 8 gzip files, made by `trackpipe generate`.
 2. For each corpus, runs in turn, `--repeat` times each: trackpipe (`trackpipe run
    --no-package`, DirectRunner with 2 worker processes), the same with one in-memory worker,
-   the DuckDB baseline (trackpipe.bench_baseline, 2 threads) of the same job, and trackpipe
+   the DuckDB baseline (trackpipe.bench.baselines, 2 threads) of the same job, and trackpipe
    making research packages too (an output DuckDB does not make).
 3. Measures wall time, events/s and the peak RSS of the whole process tree (sampled every
    50 ms from /proc), and reports medians and the ratio trackpipe / DuckDB.
 4. Profiles where trackpipe's time goes, per stage, by running each stage's plain code on
-   one file in one process (trackpipe.bench_profile).
+   one file in one process (trackpipe.bench.stage_profile).
 5. Writes docs/benchmarks.md with the figures, the machine and the command.
 """
 
@@ -30,22 +30,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".bench"
+from trackpipe.bench.corpora import CACHE, ROOT, corpus
+
 DOC = ROOT / "docs" / "benchmarks.md"
-SEED = 42
-
-
-def corpus(events: int, files: int = 8) -> Path:
-    """The cached corpus of `events` events (generated on first use)."""
-    from trackpipe.generate import generate
-
-    folder = CACHE / f"corpus-{events}-seed{SEED}-f{files}"
-    if not (folder / "expected.json").exists():
-        print(f"bench: generating {events:,} events into {folder} (once)", flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        generate(str(folder), events, SEED, days=1, files=files)
-    return folder
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -108,7 +95,7 @@ def _jobs(folder: Path, out: Path) -> dict[str, list[str]]:
         "DuckDB baseline (2 threads)": [
             py,
             "-c",
-            f"import json,sys; from trackpipe.bench_baseline import run; print(json.dumps(run({files!r}, sys.argv[1], 2)))",
+            f"import json,sys; from trackpipe.bench.baselines import run; print(json.dumps(run({files!r}, sys.argv[1], 2)))",
             str(out / "duck"),
         ],
     }
@@ -207,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="run only the jobs whose name contains one of these words")
     parser.add_argument("--no-doc", action="store_true", help="print the figures, do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
-    from trackpipe.cli import quiet_beam_logging
+    from trackpipe.console import quiet_beam_logging
 
     quiet_beam_logging()
     command = (
@@ -216,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         else "python -m trackpipe.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     )
     corpora = [bench_corpus(n, args.repeat, args.only) for n in args.events]
-    from trackpipe.bench_profile import profile_text
+    from trackpipe.bench.stage_profile import profile_text
 
     profile = profile_text(corpus(args.events[0]))
     print(profile)
