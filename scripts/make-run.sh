@@ -17,7 +17,7 @@ echo "Example query on the DuckDB warehouse ($db):"
 "$bin/python" - "$db" <<'PY'
 import sys
 from trackpipe.config import Config
-from trackpipe.warehouse.loader import example_query
+from trackpipe.warehouse import example_query
 print(example_query(f"duckdb://{sys.argv[1]}", Config()))
 PY
 

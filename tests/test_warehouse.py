@@ -30,11 +30,11 @@ import sqlglot
 from sqlglot import exp
 
 from tests.helpers import REAL_EVENTS, ROOT, manifest, read_rows, run_cli
+from trackpipe import warehouse
 from trackpipe.config import STREAMS, Config
 from trackpipe.events.schema import OUTPUT_COLUMNS
-from trackpipe.warehouse import loader as warehouse
-from trackpipe.warehouse import sql as wsql
-from trackpipe.warehouse.loader import plural
+from trackpipe.warehouse import ddl as wsql
+from trackpipe.warehouse import plural
 
 DOCS = ROOT / "docs" / "warehouse.md"
 TABLES = {"research": "research_events", "internal_bi": "internal_bi_events"}

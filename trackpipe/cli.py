@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(rest, prog="trackpipe run")
     if command == "load":
-        from trackpipe.warehouse.loader import main as load_main
+        from trackpipe.warehouse.load_command import main as load_main
 
         return load_main(rest)
     if command == "generate":

@@ -71,7 +71,7 @@ class OrgsConfig:
 
     def package_names(self, org: str) -> tuple[str, ...]:
         """The packages (safe, lower-case org names) an event of `org` goes into; none for an
-        org without a safe form (transforms.courses.package_name)."""
+        org without a safe form (trackpipe.events.orgs.package_name)."""
         name = package_name(org)
         if name is None:
             return ()
@@ -289,7 +289,7 @@ def load_orgs(path: str) -> OrgsConfig:
 
 def _check_org_name(key: str, name) -> None:
     """Org names and aliases follow the rule that event orgs must pass to get a package
-    (transforms.courses.package_name), so a listed org always has a package folder."""
+    (trackpipe.events.orgs.package_name), so a listed org always has a package folder."""
     if not isinstance(name, str) or package_name(name) is None:
         raise ConfigError(
             f"org config key '{key}': {name!r} is not a valid org name (ASCII letters, digits, _ - . ~, "

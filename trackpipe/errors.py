@@ -20,3 +20,10 @@ class LockedError(TrackpipeError):
 class UnsafePathError(TrackpipeError):
     """A path that would leave the folder it must stay in (a bug, or a value from data that
     slipped past the rules that make names safe); nothing is written there."""
+
+
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """The first line of an exception's message (or its class name), cut to `limit`: what a
+    one-line error message quotes of a library's error."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:limit]

@@ -3,7 +3,7 @@
 Input: (shard, (chunk key, fingerprint records as bytes)) from the reader. Output:
 (chunk key, decisions as bytes) for every chunk that has removed copies or kept rows standing
 for several lines; chunks with nothing to change get no decision at all. The rule itself is
-plain Python in transforms.dedup_logic.
+plain Python in trackpipe.events.duplicates.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It runs inside the pipeline (not in the driver) so that it happens on every runner, including
 Dataflow jobs launched from a template whose launcher does not wait. Every writing step feeds
-the statistics it merges, so it runs after all of them. The logic is in trackpipe.publish.
+the statistics it merges, so it runs after all of them. The logic is in trackpipe.storage.journal.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def write_doc(corpora: list[dict], profile: str, command: str) -> None:
         "The corpus is one day of generated logs (`trackpipe generate --seed 42`, 8 gzip files, ~3% duplicates,",
         "~0.4% bad and blank lines, logger prefixes). Every job reads the same files and does the same job: parse, deduplicate,",
         "split research / internal BI, write Parquet partitioned by stream and day. trackpipe runs with `--no-package`",
-        "(research packages are an extra output DuckDB does not make). The DuckDB baseline is `trackpipe/bench_baseline.py`.",
+        "(research packages are an extra output DuckDB does not make). The DuckDB baseline is `trackpipe/bench/baselines.py`.",
         "",
         "| events | job | wall (median) | runs | events/s | peak RSS | ratio to DuckDB |",
         "|---|---|---|---|---|---|---|",

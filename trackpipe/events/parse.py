@@ -52,7 +52,7 @@ class Reject(NamedTuple):
 
 
 class Event(NamedTuple):
-    """A parsed event. The first fields are the staged columns (transforms.schema.STAGED_SCHEMA,
+    """A parsed event. The first fields are the staged columns (trackpipe.events.schema.STAGED_SCHEMA,
     without event_id, source_file and line_number, which the chunk builder adds); the rest feed
     deduplication."""
 

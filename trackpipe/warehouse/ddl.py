@@ -1,5 +1,5 @@
-"""SQL text for `trackpipe load`: table DDL per dialect, generated from transforms.schema.COLUMNS,
-and the Vertica load scripts. No database access here.
+"""SQL text for `trackpipe load`: table DDL per dialect, generated from the output schema
+(trackpipe.events.schema.COLUMNS). No database access here.
 
 Dialects: `duckdb`, `postgres`, `vertica`. Each warehouse table holds the output columns in
 output order plus `dt DATE` (the partition's day, last, as Vertica's Parquet loader wants the
@@ -9,15 +9,14 @@ load or emptying of a (stream, day).
 
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 
-from trackpipe.events.schema import COLUMNS, OUTPUT_COLUMNS, TS
+from trackpipe.config import Config
+from trackpipe.events.schema import COLUMNS, TS
 
 DIALECTS = ("duckdb", "postgres", "vertica")
 
-# Arrow type -> SQL type, per dialect.
+
 _TYPES = {
     "duckdb": {pa.string(): "VARCHAR", TS: "TIMESTAMPTZ", pa.int64(): "BIGINT", pa.int32(): "INTEGER"},
     "postgres": {pa.string(): "TEXT", TS: "TIMESTAMPTZ", pa.int64(): "BIGINT", pa.int32(): "INTEGER"},
@@ -26,11 +25,14 @@ _TYPES = {
     # stores strings at their actual length, the declared width is only an upper bound.
     "vertica": {pa.string(): "VARCHAR(65000)", TS: "TIMESTAMP WITH TIME ZONE", pa.int64(): "BIGINT", pa.int32(): "INTEGER"},
 }
+
+
 _VERTICA_LONG_TEXT = {"event": "LONG VARCHAR(16777216)", "context": "LONG VARCHAR(16777216)"}
+
+
 _VERTICA_NARROW = {"event_id": "VARCHAR(64)", "event_source": "VARCHAR(255)"}
 
-# The bookkeeping table: (column, duckdb, postgres, vertica). `files` is a real array where the
-# database has a convenient one; Vertica gets the JSON text of the list.
+
 LOADS_COLUMNS = [
     ("load_id", "VARCHAR", "TEXT", "VARCHAR(128)"),
     ("stream", "VARCHAR", "TEXT", "VARCHAR(32)"),
@@ -41,6 +43,8 @@ LOADS_COLUMNS = [
     ("loaded_at", "TIMESTAMPTZ", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"),
     ("output", "VARCHAR", "TEXT", "VARCHAR(65000)"),
 ]
+
+
 LOADS_COLUMN_NAMES = [c[0] for c in LOADS_COLUMNS]
 
 
@@ -112,59 +116,12 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def vertica_script(
-    *,
-    stream: str,
-    dt: str,
-    table: str,
-    loads_table: str,
-    files: list[str],
-    names: list[str],
-    row_count: int,
-    checksum: str,
-    load_id: str,
-    output: str,
-    generated_by: str,
-) -> str:
-    """A `vsql -f` script that replaces one day of one stream in one transaction.
-
-    `files` are the Parquet files as Vertica will read them (absolute paths on storage the
-    Vertica nodes can read, or s3:// URLs); no files means the day is emptied. COPY commits on
-    its own unless told NO COMMIT, so the DELETE, COPY and bookkeeping INSERT only become
-    visible together at the final COMMIT; ON_ERROR_STOP makes vsql quit at the first error,
-    which ends the session and rolls the open transaction back.
-    """
-    lines = [
-        f"-- {generated_by}: load {stream} dt={dt} into {table} ({row_count} rows from {len(files)} file(s)).",
-        "-- Generated text, not tested against a Vertica server. Run with: vsql -f <this file>",
-        "-- Idempotent: running it again replaces the day with the same rows.",
-        "\\set ON_ERROR_STOP on",
-        "",
-    ]
-    statements = table_ddl("vertica", table) + loads_ddl("vertica", loads_table)
-    statements.append(f"DELETE FROM {table} WHERE dt = {literal(dt)}::DATE")
-    if files:
-        statements.append(vertica_copy(table, dt, files))
-    values = [
-        literal(load_id),
-        literal(stream),
-        f"{literal(dt)}::DATE",
-        literal(json.dumps(names)),
-        str(int(row_count)),
-        literal(checksum),
-        "CURRENT_TIMESTAMP",
-        literal(output),
-    ]
-    statements.append(f"INSERT INTO {loads_table} ({', '.join(LOADS_COLUMN_NAMES)})\nVALUES ({', '.join(values)})")
-    statements.append("COMMIT")
-    return "\n".join(lines) + ";\n\n".join(statements) + ";\n"
-
-
-def vertica_copy(table: str, dt: str, files: list[str]) -> str:
-    """COPY of a day's Parquet files, the files listed one by one (so exactly the partition's files
-    are read) and `dt`, which is only in the folder name, set as a constant column expression.
-    The Parquet parser matches the file's columns by position, so the column list is the output
-    column order, which is the order the files are written in."""
-    columns = ",\n    ".join([*OUTPUT_COLUMNS, f"dt AS {literal(dt)}::DATE"])
-    sources = ",\n    ".join(literal(f) for f in files)
-    return f"COPY {table} (\n    {columns}\n)\nFROM\n    {sources}\nPARQUET\nABORT ON ERROR\nNO COMMIT"
+def describe_ddl(config: Config | None = None) -> str:
+    """The DDL per dialect as pasted in docs/warehouse.md: the research table (the internal_bi
+    table is the same with its own name) and the bookkeeping table."""
+    wh = (config or Config()).warehouse
+    parts = []
+    for dialect in DIALECTS:
+        statements = table_ddl(dialect, wh.research_table) + loads_ddl(dialect, wh.loads_table)
+        parts.append(f"-- {dialect}\n" + ";\n\n".join(statements) + ";")
+    return "\n\n".join(parts)
