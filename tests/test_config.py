@@ -90,10 +90,19 @@ def test_org_config(tmp_path):
     assert orgs.host_excluded("Studio.Example.org") and not orgs.host_excluded("courses.example.org")
 
 
+def test_the_empty_host_pattern_matches_the_empty_host_only(tmp_path):
+    path = tmp_path / "orgs.yaml"
+    path.write_text("exclude_hosts: ['studio\\.example\\.org', '']\n")
+    orgs = load_orgs(str(path))
+    assert orgs.host_excluded("") and orgs.host_excluded("studio.example.org")
+    assert not orgs.host_excluded(None) and not orgs.host_excluded("courses.example.org")
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
         ("exclude_hosts: ['studio[']", "bad regular expression"),
+        ("master_recipients: ['']", "must be a list of non-empty strings"),
         ("orgs: {MITx: {aliases: [x]}}", "unknown config key 'orgs.MITx.aliases'"),
         ("orgz: {}", "unknown config key 'orgz'"),
         ("orgs: [MITx]", "must map org names"),

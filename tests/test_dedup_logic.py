@@ -38,6 +38,7 @@ def records(lines: list[str], parser: LineParser = PARSER) -> np.ndarray:
             ev.tiebreak,
             row,
             ev.client,
+            ev.session_key,
         )
     return recs
 
@@ -146,3 +147,80 @@ def test_result_is_independent_of_input_order():
         got = decide([("c", shuffled)], WINDOW)["c"]
         # decisions name rows by their `row` field, so they compare directly once sorted
         assert sorted(got.tolist()) == sorted(expected.tolist())
+
+
+# --- round two: a re-send has nothing else of its session in between ----------------------------
+
+T = "2026-11-02T10:00:{:06.3f}+00:00".format
+
+
+def test_a_double_fired_click_with_nothing_between_is_a_resend():
+    assert fates([line(t=T(0)), line(t=T(0.3))]) == {0: (KEEP, 2), 1: (CLIENT_RESEND, 0)}
+
+
+def test_a_repeat_after_another_event_of_the_session_is_a_new_action():
+    graded = line(t=T(0.5), event_type="problem_graded", event='{"answer": 1}')
+    assert fates([line(t=T(0)), graded, line(t=T(1.1))]) == {}
+
+
+def test_a_server_event_of_the_same_session_in_between_counts_too():
+    server = line("server", t=T(0.2), event_type="problem_check", event={"attempts": 2})
+    assert fates([line(t=T(0)), server, line(t=T(2))]) == {}
+
+
+def test_events_of_other_sessions_or_users_in_between_do_not_count():
+    other_session = line(t=T(0.5), event_type="problem_graded", session="s2")
+    other_user = line(t=T(0.6), event_type="problem_graded", username="u2")
+    assert fates([line(t=T(0)), other_session, other_user, line(t=T(1))]) == {0: (KEEP, 2), 3: (CLIENT_RESEND, 0)}
+
+
+def test_copies_of_the_same_event_in_between_do_not_count():
+    assert fates([line(t=T(0)), line(t=T(0.1)), line(t=T(0.2))]) == {0: (KEEP, 3), 1: (CLIENT_RESEND, 0), 2: (CLIENT_RESEND, 0)}
+
+
+def test_an_event_at_the_same_instant_is_not_strictly_between():
+    graded = line(t=T(1), event_type="problem_graded")
+    assert fates([line(t=T(0)), graded, line(t=T(1))]) == {0: (KEEP, 2), 2: (CLIENT_RESEND, 0)}
+
+
+def test_the_resend_folds_into_the_kept_copy_with_nothing_between():
+    """Kept at 0 s, another action at 1 s, kept again at 2 s (a new action), a re-send at 2.1 s:
+    it is a re-send of the second, not the first."""
+    seq = line(t=T(1), event_type="seq_goto", event='{"id": "other"}')
+    out = fates([line(t=T(0)), seq, line(t=T(2)), line(t=T(2.1))])
+    assert out == {2: (KEEP, 2), 3: (CLIENT_RESEND, 0)}
+
+
+def test_events_without_a_session_keep_the_window_rule():
+    between = line(t=T(0.5), event_type="problem_graded", session="")
+    assert fates([line(t=T(0), session=""), between, line(t=T(1), session="")]) == {0: (KEEP, 2), 2: (CLIENT_RESEND, 0)}
+
+
+
+def test_mobile_sessions_come_from_the_device_id():
+    def mobile(t, received, name="edx.video.played"):
+        obj = json.loads(line("mobile", t=t, session="", event_type=name))
+        obj["context"] = {"received_at": received, "client": {"device": {"id": "dev-1"}}}
+        return json.dumps(obj)
+
+    first = mobile(T(0), "2026-11-02T10:01:00+00:00")
+    resent = mobile(T(0), "2026-11-02T10:05:00+00:00")  # same time, later arrival: a re-send
+    paused = mobile(T(2), "2026-11-02T10:01:00+00:00", name="edx.video.paused")
+    again = mobile(T(4), "2026-11-02T10:01:00+00:00")  # played again after a pause: a new action
+    assert PARSER.parse(first.encode()).session_key != 0
+    assert fates([first, resent, paused, again]) == {0: (KEEP, 2), 1: (CLIENT_RESEND, 0)}
+
+
+def test_leaving_a_session_field_out_of_the_identity_turns_sessions_off():
+    parser = LineParser(Config(dedup=DedupConfig(excluded_fields=("time", "context.received_at", "session"))))
+    assert parser.parse(line().encode()).session_key == 0
+    assert PARSER.parse(line().encode()).session_key != 0
+
+
+def test_shards_follow_the_session_so_a_session_is_decided_in_one_place():
+    from trackpipe.events.duplicates import shard_of
+
+    recs = records([line(t=T(0)), line(t=T(1), event_type="problem_graded"), line(t=T(2), session="")])
+    shards = shard_of(recs, 32)
+    assert shards[0] == shards[1]  # same session, different identities
+    assert shards[2] == int(recs["id_hi"][2] % np.uint64(32))  # no session: by identity

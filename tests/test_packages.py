@@ -136,6 +136,25 @@ def test_org_config_aliases_shared_alias_and_excluded_hosts(tmp_path):
     assert left_out["excluded_host"] == 1 and left_out["unlisted_org"] == 1
 
 
+def test_the_empty_host_pattern_drops_worker_events_but_not_events_without_a_host(tmp_path):
+    """edX's rule: drop Studio events and events with an empty host (from worker processes)."""
+    lines = [
+        _event("MITx", "course-v1:MITx+A+2026", t="2026-11-02T10:00:00+00:00", host="courses.example.org"),
+        _event("MITx", "course-v1:MITx+A+2026", t="2026-11-02T10:00:01+00:00", host=""),  # a worker process
+        _event("MITx", "course-v1:MITx+A+2026", t="2026-11-02T10:00:02+00:00", host="STUDIO.example.org"),
+        _event("MITx", "course-v1:MITx+A+2026", t="2026-11-02T10:00:03+00:00"),
+    ]
+    no_host = json.loads(lines[3])
+    del no_host["host"]
+    lines[3] = json.dumps(no_host)
+    config = _org_config(tmp_path, "exclude_hosts: ['studio\\.example\\.org', '']\norgs:\n  MITx: {}\n")
+    out = tmp_path / "out"
+    _run(_logs(tmp_path, lines), out, "--config", config)
+    mitx = _package_lines(out / "research_package/mitx/edx/events/2026/mitx-edx-events-2026-11-02.log.gz")
+    assert [e.get("host", "<none>") for e in mitx] == ["courses.example.org", "<none>"]
+    assert manifest(out)["research_package"]["left_out"]["excluded_host"] == 2
+
+
 def test_encryption_to_two_recipients_and_a_master_key(tmp_path, gpg_keys):
     alice, alice_key = gpg_keys.generate("Alice", "alice@mitx.example")
     bob, bob_key = gpg_keys.generate("Bob", "bob@mitx.example")

@@ -67,7 +67,9 @@ class OrgsConfig:
     listed: bool = False
     orgs: tuple[OrgEntry, ...] = ()
     master_recipients: tuple[str, ...] = ()
-    exclude_hosts: tuple[str, ...] = ()  # full-match regular expressions, case-insensitive
+    # Full-match regular expressions, case-insensitive; '' matches the empty host (an event with
+    # `"host": ""`, from a worker process), never an event without a `host` field.
+    exclude_hosts: tuple[str, ...] = ()
 
     def package_names(self, org: str) -> tuple[str, ...]:
         """The packages (safe, lower-case org names) an event of `org` goes into; none for an
@@ -144,9 +146,10 @@ def _check_scalar(key: str, value, expected):
     return value
 
 
-def _check_str_list(key: str, value) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"config key '{key}' must be a list of non-empty strings, got {value!r}")
+def _check_str_list(key: str, value, allow_empty: bool = False) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list) or not all(isinstance(v, str) and (v or allow_empty) for v in value):
+        kind = "strings" if allow_empty else "non-empty strings"
+        raise ConfigError(f"config key '{key}' must be a list of {kind}, got {value!r}")
     return tuple(value)
 
 
@@ -273,7 +276,7 @@ def load_orgs(path: str) -> OrgsConfig:
                 recipients=_resolve_keys(path, _check_str_list(f"orgs.{name}.recipients", settings.get("recipients", []))),
             )
         )
-    hosts = _check_str_list("exclude_hosts", data.get("exclude_hosts", []))
+    hosts = _check_str_list("exclude_hosts", data.get("exclude_hosts", []), allow_empty=True)
     for pattern in hosts:
         try:
             re.compile(pattern)

@@ -192,7 +192,7 @@ class ReadAndStageFn(beam.DoFn):
             return
         yield ChunkRef(chunk.key, chunk.path, chunk.source_file, chunk.rows)
         fps = chunk.fingerprints
-        shards = shard_of(fps["id_hi"], self._shards)
+        shards = shard_of(fps, self._shards)
         for shard in sorted(set(shards.tolist())):
             part = fps[shards == shard]
             yield beam.pvalue.TaggedOutput(FINGERPRINTS, (shard, (chunk.key, part.tobytes())))

@@ -68,7 +68,7 @@ def profile(folder: Path) -> tuple[dict[str, float], int]:
             writer.write_table(chunk.table, max_chunksize=events)
         times["stage"] = time.perf_counter() - start
         start = time.perf_counter()
-        shards = shard_of(chunk.fingerprints["id_hi"], 32)
+        shards = shard_of(chunk.fingerprints, 32)
         decisions = [decide([(chunk.key, chunk.fingerprints[shards == s])], 5_000_000).get(chunk.key) for s in range(32)]
         found = [d for d in decisions if d is not None]
         times["dedup"] = time.perf_counter() - start

@@ -187,6 +187,7 @@ class ChunkBuilder:
         fps["tie"] = by_name["tiebreak"]
         fps["row"] = np.arange(self._rows, self._rows + n, dtype=np.int32)
         fps["client"] = by_name["client"]
+        fps["sess"] = by_name["session_key"]
         self._fingerprints.append(fps)
         self._rows += n
         self._events = []

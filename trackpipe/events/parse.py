@@ -82,6 +82,7 @@ class Event(NamedTuple):
     exact: int  # 128-bit; event_id is its hex form
     tiebreak: int  # 64-bit digest of the raw line's bytes
     client: bool  # from a client-side source (browser, mobile): re-sends are duplicates
+    session_key: int  # 64-bit digest of the client session (see session_key_of); 0: none
 
     @property
     def event_id(self) -> str:
@@ -144,6 +145,10 @@ class LineParser:
         self._drop_time = ("time",) in self._excluded
         self._drop_received = ("context", "received_at") in self._excluded
         self._fast_identity = set(self._excluded) <= {("time",), ("context", "received_at")}
+        # The session of an event is read from fields the identity covers, so that equal
+        # identities always share a session (and a dedup shard). If the config leaves any of them
+        # out of the identity, sessions are not used (every event keeps the plain window rule).
+        self._sessions = not any(path in _SESSION_FIELDS or path[:2] in _SESSION_FIELDS for path in self._excluded)
 
     def parse(self, line: bytes) -> Event | Reject | None:
         """Return the Event, a Reject, or None for a blank line."""
@@ -221,7 +226,10 @@ class LineParser:
 
         source = get("event_source")
         if source.__class__ is not str or not source:
-            source = "server"
+            # The in-process shape (event-routing-backends) keeps it in the context.
+            source = context.get("event_source") if context.__class__ is dict else None
+            if source.__class__ is not str or not source:
+                source = "server"
         page = get("page")
         if page is not None and page.__class__ is not str:
             page = _text(page)
@@ -278,6 +286,7 @@ class LineParser:
                 exact,
                 xxhash.xxh3_64_intdigest(raw),
                 source in self._client,
+                session_key_of(username, session, context) if self._sessions else 0,
             ),
         )
 
@@ -319,6 +328,34 @@ class LineParser:
             if isinstance(container, dict):
                 container.pop(path[-1], None)
         return _dumps(obj, sort=True)
+
+
+# Field paths the session key is read from (a path, or a prefix of one, left out of the identity
+# turns sessions off).
+_SESSION_FIELDS = frozenset((("username",), ("session",), ("context",), ("context", "client"), ("context", "client_id")))
+
+
+def session_key_of(username: str | None, session: str | None, context) -> int:
+    """The client session an event belongs to, as a 64-bit digest (0: no usable session).
+
+    Web events (browser, and the server events of the same requests) carry the hashed Django
+    session in `session`; mobile events have an empty `session`, and the app is told apart by
+    `context.client_id` or, in the Segment shape edX writes, `context.client.device.id`. A
+    session is per user: the key covers `username` too."""
+    if session.__class__ is str and session:
+        key = b"s\x00%s\x00%s" % ((username or "").encode("utf-8", "surrogatepass"), session.encode("utf-8", "surrogatepass"))
+    else:
+        client = None
+        if context.__class__ is dict:
+            client = context.get("client_id")
+            if client.__class__ is not str or not client:
+                device = context.get("client")
+                device = device.get("device") if device.__class__ is dict else None
+                client = device.get("id") if device.__class__ is dict else None
+        if client.__class__ is not str or not client:
+            return 0
+        key = b"c\x00%s\x00%s" % ((username or "").encode("utf-8", "surrogatepass"), client.encode("utf-8", "surrogatepass"))
+    return xxhash.xxh3_64_intdigest(key) or 1
 
 
 def _export_false(payload) -> bool:
