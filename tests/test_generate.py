@@ -482,6 +482,18 @@ def test_deterministic(tmp_path):
     assert a["rows"] != c["rows"]
 
 
+def test_samples_are_what_the_generator_writes(tmp_path):
+    """samples/ (README: `trackpipe generate --events 12000 --seed 7 --days 2 --files 3 --out samples`)
+    byte for byte: a change to the generator that is meant to keep its output must keep this. When
+    the output is meant to change (or a new numpy changes its random stream), regenerate samples/."""
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    generate(str(tmp_path), 12000, 7, days=2, files=3)
+    mine = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert mine == sorted(p.relative_to(samples).as_posix() for p in samples.rglob("*") if p.is_file())
+    for rel in mine:
+        assert (tmp_path / rel).read_bytes() == (samples / rel).read_bytes(), rel
+
+
 def test_regenerate_over_previous_output_and_refuse_foreign(tmp_path):
     out = tmp_path / "o"
     first = generate(str(out), 500, 1, days=1, files=2)
