@@ -25,6 +25,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["trackpipe", "trackpipe.*", "transforms", "transforms.*", "pipelines", "pipelines.*"]),
+    package_data={"trackpipe.report": ["templates/*"]},  # the report page's Jinja2 templates and CSS
     install_requires=_requirements(),
     entry_points={"console_scripts": ["trackpipe=trackpipe.cli:main"]},
 )
