@@ -196,7 +196,6 @@ def test_events_without_a_session_keep_the_window_rule():
     assert fates([line(t=T(0), session=""), between, line(t=T(1), session="")]) == {0: (KEEP, 2), 2: (CLIENT_RESEND, 0)}
 
 
-
 def test_mobile_sessions_come_from_the_device_id():
     def mobile(t, received, name="edx.video.played"):
         obj = json.loads(line("mobile", t=t, session="", event_type=name))

@@ -161,7 +161,9 @@ def test_name_is_preferred_over_event_type_and_source_defaults_to_server():
 def test_event_source_falls_back_to_the_context_in_the_in_process_shape():
     in_process = parse('{"name": "play_video", "timestamp": "2023-05-23T14:12:17+00:00", "context": {"event_source": "browser"}}')
     assert in_process.event_source == "browser" and in_process.client
-    top_level_wins = parse('{"name": "x", "time": "2023-05-23T14:12:17+00:00", "event_source": "server", "context": {"event_source": "browser"}}')
+    top_level_wins = parse(
+        '{"name": "x", "time": "2023-05-23T14:12:17+00:00", "event_source": "server", "context": {"event_source": "browser"}}'
+    )
     assert top_level_wins.event_source == "server"
     odd_context = parse('{"name": "x", "time": "2023-05-23T14:12:17+00:00", "context": {"event_source": 7}}')
     assert odd_context.event_source == "server"

@@ -68,7 +68,9 @@ def _generate(argv: list[str]) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        expected = generate(args.out, args.events, args.seed, days=args.days, files=args.files, start_date=args.start_date)
+        expected = generate(
+            args.out, args.events, args.seed, days=args.days, files=args.files, start_date=args.start_date, shape=args.shape
+        )
     except (FileExistsError, ValueError) as exc:
         print(f"trackpipe: error: {exc}", file=sys.stderr)
         return 1

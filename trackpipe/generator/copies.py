@@ -1,10 +1,13 @@
 """The copies: duplicates trackpipe must remove, and same-identity events it must keep.
 
 Removed: exact copies (byte-identical: rotation overlap, re-uploads, webhook redelivery; or
-written by another serializer), browser re-sends (time +0.1..2 s, some across midnight) and
-mobile re-sends (same time, later received_at), some with third copies, some in another file
-or on another day. Kept: legit repeats (same identity 10 s..2 h later) and server/task events
-with the same identity ~1 s later. A copy goes to the file whose window holds its arrival; it
+written by another serializer), browser re-sends (time +0.1..2 s, some across midnight, with
+nothing else of the session in between) and mobile re-sends (same time, later received_at),
+some with third copies, some in another file or on another day. Kept: legit repeats (same
+identity 10 s..2 h later), quick repeats (a learner submits the same answers again 1.2..4.5 s
+later, after the browser's problem_graded for the first submission: identical but for time,
+within the re-send window, yet a new action) and server/task events with the same identity
+~1 s later. A copy goes to the file whose window holds its arrival; it
 waits in ``pending`` until that file is written.
 """
 
@@ -29,27 +32,51 @@ RATE_BRESEND = 0.0080  # browser re-sends, time +0.1..2 s
 RATE_MRESEND = 0.0030  # mobile re-sends, same time, later received_at
 RATE_REPEAT = 0.0020  # same identity 10 s..2 h later: NOT duplicates
 RATE_NEAR = 0.0020  # server/task same identity ~1 s later: NOT duplicates
+RATE_QREPEAT = 0.0020  # quick repeats after another action of the session (2 lines each): NOT duplicates
 
 # The role of an original: which copy it gets (0: none).
-EXACT, RESERIALIZED, BROWSER_RESEND, MOBILE_RESEND, REPEAT, NEAR, MIDNIGHT_RESEND = range(1, 8)
+EXACT, RESERIALIZED, BROWSER_RESEND, MOBILE_RESEND, REPEAT, NEAR, MIDNIGHT_RESEND, QUICK_REPEAT = range(1, 9)
+# How long after its original a browser re-send can come (midnight re-sends included): no other
+# event of the session may fall in that span, or the re-send would be a new action.
+RESEND_SPAN_US = 3 * SEC_US
 
 
 class Copies:
     """Writes each original's copy and sends it to the file it belongs in."""
 
     def __init__(self, gen: CorpusGenerator):
+        self.gen = gen
         self.rnd, self.ri, self.pick, self.clock = gen.rnd, gen.ri, gen.pick, gen.clock
         self.prefix = gen.noise.prefix
         self.D, self.F, self.worker = gen.D, gen.F, gen.worker
         self.pending: dict[tuple[int, int], list] = {}
         self.intended = {"exact": [0, 0, 0, 0], "client_resend": [0, 0, 0, 0]}
 
-    def emit(self, role: int, triple: bool, d: int, inst: int, we: int, day_end: int, o: RenderedEvent, a, t, sh, tfield, body, line, rec):
+    def emit(
+        self,
+        role: int,
+        triple: bool,
+        d: int,
+        inst: int,
+        we: int,
+        day_end: int,
+        o: RenderedEvent,
+        a,
+        t,
+        sh,
+        tfield,
+        body,
+        line,
+        rec,
+        u,
+        sess,
+    ):
         """The copies of one original of instance inst's file of day d (window ending at `we`):
         `o` rendered, arriving at `a` with time `t` in shape `sh`, written as `line` (its
-        `body` after the prefix, `tfield` its time field); `rec` is its record."""
+        `body` after the prefix, `tfield` its time field); `rec` is its record; `u` and
+        `sess` its user and session."""
         rnd, clock = self.rnd, self.clock
-        ident, shape_code, tp, recv, s, stream, org = rec
+        ident, shape_code, tp, recv, s, stream, org, sk = rec
         if role == EXACT:  # exact, byte-identical
             for _ in range(2 if triple else 1):
                 self._place(d, inst, a, line, rec, where=rnd.random())
@@ -65,12 +92,12 @@ class Copies:
                 t2 = t + dt_
                 tstr2, tp2 = clock.iso(t2, sh)
                 b2 = o.tpl.replace("\x01", '"time": "' + tstr2 + '"')
-                self._place_at(
+                self.place_at(
                     d,
                     inst,
                     t2,
                     self.prefix(t2, o, s) + b2,
-                    (ident, shape_code, tp2, -1, s, stream, org),
+                    (ident, shape_code, tp2, -1, s, stream, org, sk),
                     other=rnd.random() < (0.5 if role == MIDNIGHT_RESEND else 0.25),
                 )
                 self.intended["client_resend"][s] += 1
@@ -81,8 +108,8 @@ class Copies:
                 lag = max(SEC_US, min(lag, we - recv - 2 * SEC_US))
             recv2 = recv + lag
             b2 = o.tpl.replace("\x01", tfield).replace("\x02", clock.received(recv2))
-            self._place_at(
-                d, inst, recv2, self.prefix(recv2, o, s) + b2, (ident, shape_code, tp, recv2, s, stream, org), other=rnd.random() < 0.3
+            self.place_at(
+                d, inst, recv2, self.prefix(recv2, o, s) + b2, (ident, shape_code, tp, recv2, s, stream, org, sk), other=rnd.random() < 0.3
             )
             self.intended["client_resend"][s] += 1
         elif role == REPEAT:  # legit repeat, same identity 10 s..2 h later
@@ -90,14 +117,27 @@ class Copies:
             t2 = t + gap + self.ri(SEC_US)
             if d == self.D - 1 and t2 >= we:  # the last file: repeat it earlier instead
                 t2 = t - gap - self.ri(SEC_US)
+            while self.gen.originals.in_span(u, t2):  # not inside a re-send of the user's session
+                t2 += 11 * SEC_US if t2 > t else -11 * SEC_US
+            self.gen.originals.line(u, t2)
             tstr2, tp2 = clock.iso(t2, sh)
             b2 = o.tpl.replace("\x01", '"time": "' + tstr2 + '"')
-            self._place_at(d, inst, t2, self.prefix(t2, o, s) + b2, (ident, shape_code, tp2, -1, s, stream, org), other=False)
+            self.place_at(d, inst, t2, self.prefix(t2, o, s) + b2, (ident, shape_code, tp2, -1, s, stream, org, sk), other=False)
+        elif role == QUICK_REPEAT:  # the same answers submitted again, after the first one was graded
+            gap = self.ri(1_200_000, 4_500_000)
+            t_mid, t2 = t + gap // 3 + self.ri(gap // 3), t + gap
+            self.gen.place_rendered(d, inst, t_mid, u, sess, "b_problem_graded", sh)
+            self.gen.originals.book(0, u, t_mid)
+            self.gen.originals.book(0, u, t2)
+            tstr2, tp2 = clock.iso(t2, sh)
+            b2 = o.tpl.replace("\x01", '"time": "' + tstr2 + '"')
+            self.place_at(d, inst, t2, self.prefix(t2, o, s) + b2, (ident, shape_code, tp2, -1, s, stream, org, sk), other=False)
         elif role == NEAR:  # server/task event with the same identity ~1 s later: both stay
             t2 = t + self.ri(500_000, 1_500_000)
+            self.gen.originals.line(u, t2)
             tstr2, tp2 = clock.iso(t2, sh)
             b2 = o.tpl.replace("\x01", tfield[: tfield.index(": ") + 3] + tstr2 + '"')
-            self._place_at(d, inst, t2, self.prefix(t2, o, s) + b2, (ident, shape_code, tp2, -1, s, stream, org), other=False)
+            self.place_at(d, inst, t2, self.prefix(t2, o, s) + b2, (ident, shape_code, tp2, -1, s, stream, org, sk), other=False)
 
     def _place(self, d, inst, key, line, rec, where: float):
         """An exact copy: another instance the same day, the same instance the next day
@@ -120,7 +160,7 @@ class Copies:
             return d + 1, self.pick([j for j in range(self.F) if j != self.worker] or [inst])
         return d, inst
 
-    def _place_at(self, d, inst, arrival, line, rec, other: bool):
+    def place_at(self, d, inst, arrival, line, rec, other: bool = False):
         """A later line: the file (this or a later instance) whose window holds its arrival."""
         tgt_inst = inst
         if other:

@@ -12,8 +12,10 @@ Rules the expected counts follow (trackpipe's contract):
   ``edx.bi.``, else ``research``.
 * Identity = parsed content without the time field and ``context.received_at``. Exact copies
   (identical content, time included) are removed whatever the source; then a browser/mobile
-  event whose time is within 5 s of the kept copy of its identity is a ``client_resend``. Kept
-  copy = earliest by (received_at, time).
+  event whose time is within 5 s of a kept copy of its identity is a ``client_resend``, unless
+  another event of the same session (``username`` + ``session``; for mobile ``username`` + the
+  client's device id) with another identity lies strictly between the two in time. Kept copy =
+  earliest by (received_at, time).
 
 The expected counts are not bookkeeping of what was meant to be injected: every event line
 carries a fingerprint of its identity (sha256 of the line rendered without its time fields),
@@ -24,10 +26,14 @@ what was injected on purpose; the tests check that both agree (no accidental dup
 
 from __future__ import annotations
 
+import bisect
+import json
 from array import array
+from hashlib import blake2b
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 
 from trackpipe.generator.clock import DAY_US, SEC_US
 from trackpipe.generator.event_families import S_BROWSER, S_MOBILE, SOURCES, STREAMS
@@ -36,6 +42,32 @@ if TYPE_CHECKING:
     from trackpipe.generator.generate import CorpusGenerator
 
 RESEND_WINDOW_US = 5 * SEC_US
+
+
+def session_of(tpl: str) -> int:
+    """The session a rendered event belongs to, read from the event itself as the rule defines
+    it (a 64-bit digest; 0: no session): the trimmed `username` with a non-empty `session`, else
+    with `context.client_id` or `context.client.device.id`."""
+    text = tpl.replace("\x01", '"_time": 0').replace("\x02", "")
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:  # raw control characters or lone surrogates, as some events carry
+        obj = json.loads(text, strict=False)
+    username = obj.get("username")
+    username = username.strip() if isinstance(username, str) else ""
+    session = obj.get("session")
+    if isinstance(session, str) and session:
+        key = "s\x00" + username + "\x00" + session
+    else:
+        context = obj.get("context") if isinstance(obj.get("context"), dict) else {}
+        client = context.get("client_id")
+        if not (isinstance(client, str) and client):
+            device = (context.get("client") or {}).get("device") if isinstance(context.get("client"), dict) else None
+            client = device.get("id") if isinstance(device, dict) else None
+        if not (isinstance(client, str) and client):
+            return 0
+        key = "c\x00" + username + "\x00" + client
+    return int.from_bytes(blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "little") or 1
 
 
 class ExpectedCounts:
@@ -50,10 +82,13 @@ class ExpectedCounts:
         self.r_src = array("b")
         self.r_stream = array("b")
         self.r_org = array("h")
+        self.r_sess = array("Q")
 
-    def record(self, ident, shape_code, tp, recv, s, stream, org):
+    def record(self, ident, shape_code, tp, recv, s, stream, org, sk):
         """One event line: identity fingerprint, time shape (+32 if `timestamp`), the instant its
-        time parses to, received_at (-1: none), source, stream and org (-1: none)."""
+        time parses to, received_at (-1: none), source, stream, org (-1: none) and session
+        (session_of; 0: none)."""
+        self.r_sess.append(sk)
         self.r_id += ident
         self.r_shape.append(shape_code)
         self.r_t.append(tp)
@@ -73,7 +108,17 @@ class ExpectedCounts:
         stream = np.frombuffer(self.r_stream, dtype=np.int8) if n else np.zeros(0, np.int8)
         org = np.frombuffer(self.r_org, dtype=np.int16) if n else np.zeros(0, np.int16)
         shape = np.frombuffer(self.r_shape, dtype=np.int8) if n else np.zeros(0, np.int8)
+        sess = np.frombuffer(self.r_sess, dtype=np.uint64) if n else np.zeros(0, np.uint64)
         recv = np.where(r >= 0, r, t)
+        by_session = np.lexsort((t, sess))  # every line's time, session by session
+        sess_sorted, time_sorted = sess[by_session], t[by_session]
+
+        def between(sk: int, low: int, high: int) -> int:
+            """Lines of session sk with low < time < high."""
+            a, b = np.searchsorted(sess_sorted, sk, "left"), np.searchsorted(sess_sorted, sk, "right")
+            times = time_sorted[a:b]
+            return int(np.searchsorted(times, high, "left") - np.searchsorted(times, low, "right"))
+
         kept = np.ones(n, bool)
         dup_exact, dup_resend = [0] * 4, [0] * 4
         if n:
@@ -98,9 +143,21 @@ class ExpectedCounts:
                         distinct.append(k)
                 s = int(src[distinct[0]])
                 if s in (S_BROWSER, S_MOBILE):
+                    sk = int(sess[members[0]])
+                    own = sorted(int(t[k]) for k in members)  # the group's own lines never count as "between"
                     anchors: list[int] = []
                     for k in distinct:
-                        if any(abs(int(t[k]) - int(t[a])) <= RESEND_WINDOW_US for a in anchors):
+                        tk = int(t[k])
+                        resent = False
+                        for a in anchors:
+                            low, high = sorted((int(t[a]), tk))
+                            if high - low > RESEND_WINDOW_US:
+                                continue
+                            same = bisect.bisect_left(own, high) - bisect.bisect_right(own, low) if high > low else 0
+                            if not sk or high == low or between(sk, low, high) - same == 0:
+                                resent = True
+                                break
+                        if resent:
                             kept[k] = False
                             dup_resend[s] += 1
                         else:

@@ -49,13 +49,13 @@ import numpy as np
 
 from trackpipe.generator.bad_lines import BadLines
 from trackpipe.generator.clock import DAY_US, Clock
-from trackpipe.generator.copies import Copies
-from trackpipe.generator.event_families import FAM_SRC, FAM_STREAM, FAM_W, FAMILIES, S_BROWSER, S_MOBILE, S_TASK, SOURCES
+from trackpipe.generator.copies import BROWSER_RESEND, MIDNIGHT_RESEND, NEAR, Copies
+from trackpipe.generator.event_families import FAM, FAM_SRC, FAM_STREAM, FAM_W, FAMILIES, S_BROWSER, S_MOBILE, S_TASK, SOURCES
 from trackpipe.generator.event_templates.browser_events import BrowserEvents
 from trackpipe.generator.event_templates.mobile_events import MobileEvents
 from trackpipe.generator.event_templates.server_events import ServerEvents
 from trackpipe.generator.event_templates.task_events import TaskEvents
-from trackpipe.generator.expected import ExpectedCounts
+from trackpipe.generator.expected import ExpectedCounts, session_of
 from trackpipe.generator.line_noise import LineNoise
 from trackpipe.generator.log_files import GROUP_CMS, GROUP_LMS, GROUP_WORKER, LogFiles
 from trackpipe.generator.originals import Originals
@@ -63,14 +63,21 @@ from trackpipe.generator.world import World
 
 __all__ = ["generate", "add_arguments"]
 
+SHAPES = ("even", "production")
+# The production shape: shares of the app servers' lines in the three big files, and in all the
+# small ones together. The biggest file is written as plain text, like a live tracking.log
+# synced next to the rotated ones.
+PRODUCTION_BIG = (0.50, 0.20, 0.15)
+PRODUCTION_SMALL = 0.15
+
 
 class CorpusGenerator:
     """The core: the random streams, the corpus's shape, the draws the providers share, and
     the dispatch of each file's events to the providers."""
 
-    def __init__(self, events: int, seed: int, days: int, files: int, start: date):
+    def __init__(self, events: int, seed: int, days: int, files: int, start: date, shape: str = "even"):
         # the order of the draws here and in run_file() is the corpus: keep it
-        self.N, self.seed, self.D, self.F, self.start = events, seed, days, files, start
+        self.N, self.seed, self.D, self.F, self.start, self.shape = events, seed, days, files, start, shape
         self.rnd = random.Random(seed)
         self._random = self.rnd.random
         self.npg = np.random.Generator(np.random.PCG64(seed))
@@ -112,6 +119,8 @@ class CorpusGenerator:
             else:
                 nw, lms = 0, self.F
             wts = np.array([0.8 + 0.4 * self.rnd.random() for _ in range(lms)])
+            if self.shape == "production":  # a few big files, many small ones
+                wts = np.array([*PRODUCTION_BIG] + [PRODUCTION_SMALL / (lms - 3)] * (lms - 3))
             split = _largest_remainder(n - nw, wts)
             if self.worker >= 0:
                 split.append(nw)
@@ -154,6 +163,7 @@ class CorpusGenerator:
         sessions, day_end = orig.sessions, orig.day_end
         renders, record, prefix = self.renderers, self.expected.record, self.noise.prefix
         client_user, emit = self.originals.client_user, self.copies.emit
+        resent_user, session_user = self.originals.resent_user, self.originals.session_user
         keys: list[int] = []
         lines: list[str] = []
         for i in orig.order:
@@ -170,7 +180,9 @@ class CorpusGenerator:
                 recv = -1
                 t = a
                 if s == S_BROWSER:
-                    u = client_user(0, u, t)
+                    u = resent_user(u, t) if role_l[i] in (BROWSER_RESEND, MIDNIGHT_RESEND) else client_user(0, u, t)
+                else:  # server and task lines share the user's web session
+                    u = session_user(u, t, after=1_500_000 if role_l[i] == NEAR else 0)
             sess = sessions[32 * u : 32 * u + 32]
             o = renders[f](u, sess, special_l[i])
             tstr, tp = clock.iso(t, sh)
@@ -184,13 +196,31 @@ class CorpusGenerator:
             stream = FAM_STREAM[f]
             shape_code = sh + (32 if ts else 0)
             line = prefix(a, o, s) + body
-            record(ident, shape_code, tp, recv, s, stream, org)
+            sk = session_of(o.tpl)
+            record(ident, shape_code, tp, recv, s, stream, org, sk)
             keys.append(a)
             lines.append(line)
             r = role_l[i]
             if r == 0:
                 continue
-            emit(r, triple_l[i], d, inst, we, day_end, o, a, t, sh, tfield, body, line, (ident, shape_code, tp, recv, s, stream, org))
+            emit(
+                r,
+                triple_l[i],
+                d,
+                inst,
+                we,
+                day_end,
+                o,
+                a,
+                t,
+                sh,
+                tfield,
+                body,
+                line,
+                (ident, shape_code, tp, recv, s, stream, org, sk),
+                u,
+                sess,
+            )
         # ---- copies planned for this file by earlier files (and by itself)
         for key, line, rec in self.copies.pending.pop((d, inst), ()):
             record(*rec)
@@ -199,6 +229,19 @@ class CorpusGenerator:
         # ---- bad and blank lines
         self.bad.add_to(d * self.F + inst, ws, we, keys, lines)
         self.files.write(d, inst, keys, lines, out)
+
+    def place_rendered(self, d: int, inst: int, t: int, u: int, sess: str, family: str, sh: int) -> None:
+        """A browser line of family `family` from user u in session `sess` at time t, rendered
+        and sent to the file whose window holds it (the action between a quick repeat and its
+        first submission)."""
+        f = FAM[family]
+        o = self.renderers[f](u, sess, 0)
+        tstr, tp = self.clock.iso(t, sh)
+        body = o.tpl.replace("\x01", '"time": "' + tstr + '"')
+        ident = sha256(o.tpl.encode("utf-8", "surrogateescape")).digest()[:16]
+        org = -1 if o.org is None else self.w.org_index[o.org]
+        rec = (ident, sh, tp, -1, FAM_SRC[f], FAM_STREAM[f], org, session_of(o.tpl))
+        self.copies.place_at(d, inst, t, self.noise.prefix(t, o, FAM_SRC[f]) + body, rec)
 
 
 def _largest_remainder(total: int, weights: np.ndarray) -> list[int]:
@@ -213,9 +256,15 @@ def _largest_remainder(total: int, weights: np.ndarray) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
-def _generate(out: str, events: int, seed: int, days: int = 1, files: int = 8, start_date: str = "2026-11-02") -> tuple[dict, dict]:
+def _generate(
+    out: str, events: int, seed: int, days: int = 1, files: int = 8, start_date: str = "2026-11-02", shape: str = "even"
+) -> tuple[dict, dict]:
     if events < 0 or days < 1 or files < 1:
         raise ValueError("events must be >= 0, days and files >= 1")
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}")
+    if shape == "production" and files < 5:
+        raise ValueError("the production shape needs --files 5 or more (3 big files, small ones, a worker)")
     start = date.fromisoformat(start_date)
     root = Path(out)
     logs = root / "logs"
@@ -228,7 +277,7 @@ def _generate(out: str, events: int, seed: int, days: int = 1, files: int = 8, s
             raise FileExistsError(f"{logs} exists and was not written by trackpipe generate")
         shutil.rmtree(logs)  # an earlier generated corpus: replace it whole
     root.mkdir(parents=True, exist_ok=True)
-    g = CorpusGenerator(events, seed, days, files, start)
+    g = CorpusGenerator(events, seed, days, files, start, shape)
     for d in range(days):
         for inst in range(files):
             g.run_file(d, inst, root)
@@ -242,11 +291,11 @@ def _generate(out: str, events: int, seed: int, days: int = 1, files: int = 8, s
     return exp, intended
 
 
-def generate(out: str, events: int, seed: int, days: int = 1, files: int = 8, start_date: str = "2026-11-02") -> dict:
+def generate(out: str, events: int, seed: int, days: int = 1, files: int = 8, start_date: str = "2026-11-02", shape: str = "even") -> dict:
     """Write a faulty raw tracking-log corpus under `out` and `out/expected.json`; return the
     expected counts. Same arguments give byte-identical files. A previous generated corpus in
     `out` is replaced; any other non-empty `out/logs` is refused (FileExistsError)."""
-    return _generate(out, events, seed, days, files, start_date)[0]
+    return _generate(out, events, seed, days, files, start_date, shape)[0]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -271,6 +320,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=8,
         help="rotated log files per day, one per app server instance; with 3 or more, "
         "the last one is a celery worker holding the task events (default: 8)",
+    )
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="even",
+        help="how lines spread over the files: even (similar sizes, all gzip), or production (the biggest file "
+        "holds about half the lines and is plain text, two more hold a third, the rest are small gzip files; "
+        "needs --files 5 or more) (default: even)",
     )
     parser.add_argument(
         "--start-date",

@@ -31,6 +31,7 @@ class LogFiles:
         self.rnd, self.accidents = gen.rnd, gen.noise.accidents
         self.start, self.start_day, self.rot = gen.start, gen.start_day, gen.clock.rot
         self.instances, self.cms_instance = gen.instances, gen.cms_instance
+        self.plain_instance = 0 if gen.shape == "production" else None  # its files are plain text
         self.files_meta = []
         self.lines_read = 0
 
@@ -53,13 +54,14 @@ class LogFiles:
         group, iid = self.instances[inst]
         name = self._name(d, self.rot[inst][d])
         del parts
-        self._write_gz(out, f"logs/tracking/{group}/{iid}/{name}", data, nlines)
+        plain = inst == self.plain_instance
+        self._write_gz(out, f"logs/tracking/{group}/{iid}/{name.removesuffix('.gz') if plain else name}", data, nlines, plain)
 
-    def _write_gz(self, out: Path, rel: str, data: bytes, nlines: int) -> None:
-        """Write `data` gzipped to out/rel (through a temporary file), and list the file."""
+    def _write_gz(self, out: Path, rel: str, data: bytes, nlines: int, plain: bool = False) -> None:
+        """Write `data` gzipped (or as it is) to out/rel (through a temporary file), and list the file."""
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob = _gzip_bytes(data)
+        blob = data if plain else _gzip_bytes(data)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(blob)
         os.replace(tmp, path)

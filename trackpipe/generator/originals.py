@@ -18,13 +18,16 @@ from trackpipe.generator.copies import (
     MIDNIGHT_RESEND,
     MOBILE_RESEND,
     NEAR,
+    QUICK_REPEAT,
     RATE_BRESEND,
     RATE_EXACT,
     RATE_MRESEND,
     RATE_NEAR,
+    RATE_QREPEAT,
     RATE_REPEAT,
     RATE_RESER,
     REPEAT,
+    RESEND_SPAN_US,
     RESERIALIZED,
 )
 from trackpipe.generator.event_families import FAM, FAM_SRC, FAM_W, FAMILIES, S_BROWSER, S_MOBILE, S_SERVER, S_TASK
@@ -57,6 +60,8 @@ class Originals:
         self.npg, self.ri, self.w, self.clock = gen.npg, gen.ri, gen.w, gen.clock
         self.D, self.worker = gen.D, gen.worker
         self.client_times = ({}, {})  # per-user sorted times of browser / mobile originals
+        self.resend_spans: dict[int, list[int]] = {}  # per user: sorted times of browser originals with re-sends
+        self.session_lines: dict[int, list[int]] = {}  # per user: sorted times of the user's web-session lines
         self._sess_day, self._sess = None, ""
 
     def _shapes(self, src: np.ndarray) -> np.ndarray:
@@ -82,9 +87,10 @@ class Originals:
         k_xm = 1 if client and n >= 400 else 0
         k_rp = int(round(n * RATE_REPEAT)) if client else 0
         k_nr = int(round(n * RATE_NEAR))
+        k_qr = 2 * int(round(n * RATE_QREPEAT / 2)) if client else 0  # two lines per quick repeat
         ex_triple = k_ex // 11  # ~10% of exact groups have a third copy
         br_triple = k_br // 8  # ~15% of browser re-send groups too
-        nb = n - (k_ex + k_rs + k_br + k_mr + k_xm + k_rp + k_nr)
+        nb = n - (k_ex + k_rs + k_br + k_mr + k_xm + k_rp + k_nr + k_qr)
         # ---- originals
         if is_worker:
             famw = np.where(FAM_SRC == S_TASK, FAM_W, 0.0)
@@ -130,6 +136,7 @@ class Originals:
         g_mr = pick(mobile & (arr < we - 3 * SEC_US), k_mr)
         g_rp = pick(fam == FAM["b_video"], k_rp)
         g_nr = pick(((src == S_SERVER) | (src == S_TASK)) & frac_ok, k_nr)
+        g_qr = pick((fam == FAM["b_problem_check"]) & frac_ok & (arr < we - 5 * SEC_US), k_qr // 2)
         # lines not produced because there were too few candidates become more originals
         short = (
             (ex_groups - len(g_ex))
@@ -139,6 +146,7 @@ class Originals:
             + (k_xm - len(g_xm))
             + (k_rp - len(g_rp))
             + (k_nr - len(g_nr))
+            + (k_qr - 2 * len(g_qr))
         )
         n_ex_triple = min(ex_triple, len(g_ex))
         n_br_triple = min(br_triple, len(g_br))
@@ -153,7 +161,7 @@ class Originals:
             special = np.concatenate((special, np.zeros(short, np.int8)))
         role = np.zeros(len(fam), np.int8)
         role[g_ex], role[g_rs], role[g_br], role[g_mr] = EXACT, RESERIALIZED, BROWSER_RESEND, MOBILE_RESEND
-        role[g_rp], role[g_nr], role[g_xm] = REPEAT, NEAR, MIDNIGHT_RESEND
+        role[g_rp], role[g_nr], role[g_xm], role[g_qr] = REPEAT, NEAR, MIDNIGHT_RESEND, QUICK_REPEAT
         triple = np.zeros(len(fam), bool)
         triple[g_ex[:n_ex_triple]] = True
         triple[g_br[:n_br_triple]] = True
@@ -180,12 +188,62 @@ class Originals:
             day_end,
         )
 
-    def client_user(self, which: int, u: int, t: int) -> int:
+    def book(self, which: int, u: int, t: int) -> None:
+        """Note a client event of user u at t that was placed on purpose (a quick repeat and the
+        action before it), so later originals keep their distance from it too."""
+        bisect.insort(self.client_times[which].setdefault(u, []), t)
+
+    # A browser re-send is a re-send only with nothing else of its session in between, so the
+    # span after a re-sent browser original is kept free of the user's other web-session lines
+    # (server events share the session): a line checks the spans placed before it, a re-sent
+    # original checks the lines placed before it.
+    def line(self, u: int, t: int) -> None:
+        """Note a web-session line of user u at t (any source but mobile)."""
+        bisect.insort(self.session_lines.setdefault(u, []), t)
+
+    def in_span(self, u: int, t: int, after: int = 0) -> bool:
+        """Whether a line of u at some time in [t, t + after] falls in a re-send span: a span
+        (t0, t0 + RESEND_SPAN_US] with t0 in [t - RESEND_SPAN_US, t + after)."""
+        spans = self.resend_spans.get(u)
+        if not spans:
+            return False
+        return bisect.bisect_left(spans, t + after) > bisect.bisect_left(spans, t - RESEND_SPAN_US)
+
+    def session_user(self, u: int, t: int, after: int = 0) -> int:
+        """The user of a server or task line at t (and up to `after` later, for its own
+        near copy): u, unless that falls in one of u's re-send spans; then another user."""
+        for _ in range(1000):
+            if not self.in_span(u, t, after):
+                self.line(u, t)
+                return u
+            u = self.ri(USERS)
+        raise RuntimeError("could not place a server event")  # pragma: no cover
+
+    def span_is_free(self, u: int, t: int) -> bool:
+        """No web-session line of u lies in (t, t + RESEND_SPAN_US]."""
+        lines = self.session_lines.get(u)
+        if not lines:
+            return True
+        j = bisect.bisect_right(lines, t)
+        return j == len(lines) or lines[j] > t + RESEND_SPAN_US
+
+    def resent_user(self, u: int, t: int) -> int:
+        """The user of a browser original at t that will be re-sent: like client_user, and
+        with nothing else of the user's session in the span after t."""
+        u = self.client_user(0, u, t, ok=lambda cand: self.span_is_free(cand, t))
+        bisect.insort(self.resend_spans.setdefault(u, []), t)
+        return u
+
+    def client_user(self, which: int, u: int, t: int, ok=None) -> int:
         """Keep each user's browser (and mobile) events > 10 s apart, so no two originals of a
-        client source can share an identity within the 5 s re-send window by accident."""
+        client source can share an identity within the 5 s re-send window by accident (and,
+        with `ok`, the user must pass that check too)."""
         book = self.client_times[which]
         for _ in range(1000):
             lst = book.get(u)
+            if ok is not None and not ok(u):
+                u = self.ri(USERS)
+                continue
             if lst is None:
                 book[u] = [t]
                 return u
