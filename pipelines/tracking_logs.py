@@ -24,7 +24,7 @@ from trackpipe.driver import Job
 from transforms.dedupe import DeduplicateEvents
 from transforms.package import BuildResearchPackages
 from transforms.publish import PublishRun
-from transforms.read import FINGERPRINTS, REJECTS, STATS, ListInputFiles, ReadAndStage
+from transforms.read import FINGERPRINTS, RANGE_LINES, REJECTS, STATS, ListInputFiles, ReadAndStage
 from transforms.write import PACKAGE_FRAGMENTS, WritePartitions, WriteRejectsFn
 
 
@@ -33,13 +33,16 @@ def build(p: beam.Pipeline, job: Job) -> None:
     files = p | "ListInputs" >> ListInputFiles(list(job.inputs), workdir)
     staged = files | "ReadAndStage" >> ReadAndStage(config, workdir, job.shards, job.skip_corrupt)
     decisions = staged[FINGERPRINTS] | "Deduplicate" >> DeduplicateEvents(config.dedup.window_seconds)
-    written = {"chunks": staged.chunks, "decisions": decisions} | "WritePartitions" >> WritePartitions(
-        config, workdir, job.days, job.packages
-    )
+    written = {
+        "chunks": staged["chunks"],
+        "decisions": decisions,
+        "range_lines": staged[RANGE_LINES],
+    } | "WritePartitions" >> WritePartitions(config, workdir, job.days, job.packages)
+    range_lines = beam.pvalue.AsDict(staged[RANGE_LINES])
     stats = [
         staged[STATS],
         written.stats,
-        staged[REJECTS] | "WriteRejects" >> beam.ParDo(WriteRejectsFn(workdir)),
+        staged[REJECTS] | "WriteRejects" >> beam.ParDo(WriteRejectsFn(workdir), range_lines=range_lines),
     ]
     if job.packages:
         stats.append(written[PACKAGE_FRAGMENTS] | "BuildResearchPackages" >> BuildResearchPackages(config.site, workdir, job.keys))

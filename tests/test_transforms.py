@@ -61,7 +61,7 @@ def test_read_and_stage_then_deduplicate(tmp_path):
         )
         rejects = staged[REJECTS] | beam.FlatMap(lambda kv: [(r["reason"], r["line_number"], r["line"]) for r in kv[1]])
         assert_that(rejects, equal_to([("not_json", 4, "not json")]), label="Rejects")
-        chunk_rows = staged.chunks | beam.Map(lambda ref: (ref.source_file, ref.rows))
+        chunk_rows = staged["chunks"] | beam.Map(lambda ref: (ref.source_file, ref.rows))
         assert_that(chunk_rows, equal_to([(str(a), 2), (str(b), 2)]), label="Chunks")
 
 
@@ -71,7 +71,7 @@ def test_staged_chunk_holds_the_parsed_columns(tmp_path):
     workdir = WorkDir(str(tmp_path / "out"), "r")
     with TestPipeline() as p:
         staged = p | beam.Create([InputFile(str(log), 1)]) | ReadAndStage(Config(), workdir, shards=2, skip_corrupt=False)
-        assert_that(staged.chunks | beam.Map(lambda ref: ref.rows), equal_to([1]))
+        assert_that(staged["chunks"] | beam.Map(lambda ref: ref.rows), equal_to([1]))
     [chunk] = list(Path(workdir.scratch_path("chunks")).iterdir())
     table = pa.ipc.open_file(pa.memory_map(str(chunk))).read_all()
     row = table.to_pylist()[0]

@@ -35,6 +35,9 @@ class ReadConfig:
     chunk_lines: int = 100_000
     chunk_bytes: int = 128 * 1024 * 1024
     reject_line_chars: int = 20_000
+    # Files bigger than this are read as ranges of this size by several workers (gzip files
+    # bigger than an eighth of it are decompressed into the scratch folder first); 0: never.
+    split_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,8 @@ def _validate(config: Config) -> None:
     for key in ("max_line_bytes", "chunk_lines", "chunk_bytes", "reject_line_chars"):
         if getattr(read, key) <= 0:
             raise ConfigError(f"config key 'read.{key}' must be positive, got {getattr(read, key)}")
+    if read.split_bytes != 0 and read.split_bytes < 1024 * 1024:
+        raise ConfigError(f"config key 'read.split_bytes' must be 0 (never split) or at least 1048576 (1 MiB), got {read.split_bytes}")
     if config.output.parquet_compression not in ("zstd", "snappy", "gzip", "lz4", "none"):
         raise ConfigError(
             "config key 'output.parquet_compression' must be one of zstd, snappy, gzip, lz4, none, "

@@ -327,6 +327,8 @@ def summary(manifest: dict, wall_seconds: float) -> str:
     def row(label, value):
         out.append(f"  {label:<26} {value}")
 
+    if manifest["options"].get("parallelism"):
+        row("runner", manifest["options"]["parallelism"])
     row("input files", f"{len(manifest['inputs']):,}")
     row("lines read", f"{lines_read:,}")
     row("blank lines", f"{rec['blank_lines']:,}")
@@ -380,6 +382,45 @@ def outputs_text(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+# With no runner flags, a run uses every core once its input is big enough to pay for starting
+# worker processes (about 3 s here): below this many bytes of (estimated) uncompressed input,
+# one process in memory is faster. Gzip files count eight times their size.
+PARALLEL_MIN_BYTES = 96 * 1024 * 1024
+GZIP_RATIO = 8
+
+
+def default_parallelism(beam_flags: list[str], inputs: tuple[str, ...]) -> tuple[list[str], str]:
+    """The Beam flags trackpipe adds when the user gave none about parallelism, and a sentence
+    for the summary saying what runs and why. Explicit flags (--runner, --direct_running_mode,
+    --direct_num_workers) always win."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--runner", "--direct_running_mode", "--direct_num_workers"):
+        parser.add_argument(flag)
+    known, _ = parser.parse_known_args(beam_flags)
+    runner = known.runner or "DirectRunner"
+    if runner.lower().removesuffix("runner") not in ("direct", ""):
+        return [], f"{runner} (as asked)"
+    if known.direct_running_mode or known.direct_num_workers:
+        mode = known.direct_running_mode or "in_memory"
+        workers = known.direct_num_workers or (os.cpu_count() if mode == "multi_processing" else 1)
+        return [], f"DirectRunner, {mode}, {workers} worker(s) (as asked)"
+    estimate = 0
+    for pattern in inputs:
+        try:
+            estimate += sum(size * (GZIP_RATIO if path.endswith(".gz") else 1) for path, size in storage.match(pattern))
+        except (OSError, TrackpipeError):
+            continue  # the pipeline says what is wrong with this input
+    cores = os.cpu_count() or 1
+    size = f"{estimate / 1e6:,.0f} MB"
+    if cores > 1 and estimate >= PARALLEL_MIN_BYTES:
+        flags = ["--direct_running_mode=multi_processing", f"--direct_num_workers={cores}"]
+        return flags, f"DirectRunner, {cores} worker processes (default: input ~{size} >= {PARALLEL_MIN_BYTES // 2**20} MiB)"
+    why = "one core" if cores == 1 else f"input ~{size} < {PARALLEL_MIN_BYTES // 2**20} MiB"
+    return [], f"DirectRunner, in one process (default: {why})"
+
+
 def launch(opts, beam_flags: list[str], build) -> int:
     """Run the job the parsed options describe with the pipeline `build(p, job)` makes: check,
     lock, run, publish, report, and load with --load. Returns the exit status."""
@@ -393,7 +434,9 @@ def launch(opts, beam_flags: list[str], build) -> int:
 
         beam_flags = configure_s3(beam_flags)
         job = prepare(opts, beam_flags)
-        pipeline_options = PipelineOptions(beam_flags)
+        added, parallelism = default_parallelism(beam_flags, job.inputs)
+        job.info.options["parallelism"] = parallelism
+        pipeline_options = PipelineOptions(beam_flags + added)
         FileSystems.set_options(pipeline_options)
         preflight(job)
         manifest = execute(job, pipeline_options, build)

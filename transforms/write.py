@@ -13,7 +13,7 @@ import pyarrow as pa
 from trackpipe import storage
 from trackpipe.config import Config
 from trackpipe.events import partitions as parts
-from trackpipe.events.chunks import chunk_file_id
+from trackpipe.events.chunks import chunk_file_id, chunk_range
 from trackpipe.events.duplicates import KEEP, KIND_NAMES
 from trackpipe.events.layout import DUPLICATES_DIR, REJECTS_DIR, WAREHOUSE_DIR, part_file, partition_dir, rejects_file
 from trackpipe.events.partitions import PACKAGE_SCHEMA
@@ -52,8 +52,9 @@ class WriteChunkFn(beam.DoFn):
         self._workdir.activate()
         keep_freed_memory()
 
-    def process(self, element):
+    def process(self, element, range_lines=None):
         key, grouped = element
+        lines_before = line_offset(key, range_lines)
         refs = list(grouped["chunk"])
         if len(refs) != 1:
             raise RuntimeError(f"chunk {key!r} has {len(refs)} staged files; expected one")  # a bug, not bad input
@@ -82,7 +83,9 @@ class WriteChunkFn(beam.DoFn):
                         out.write(("warehouse", stream, date), part)
                         for source, n in parts.value_counts(part, "event_source"):
                             by_source[source] = by_source.get(source, 0) + n
-                    for date, audit in parts.duplicate_rows(batch, parts.decisions_in(decisions, offset, batch.num_rows), self._days):
+                    for date, audit in parts.duplicate_rows(
+                        batch, parts.decisions_in(decisions, offset, batch.num_rows), self._days, lines_before
+                    ):
                         out.write(("duplicates", date), audit)
                     if self._packages:
                         package_rows, dropped, examples = parts.package_rows(batch, kept, in_range, self._config.orgs)
@@ -208,6 +211,16 @@ def _bump(counter: dict, section: str, key) -> None:
     bucket[key] = bucket.get(key, 0) + 1
 
 
+def line_offset(key: str, range_lines: dict | None) -> int:
+    """Lines of a chunk's file before the range the chunk was read from (0 for a whole file):
+    the sum of the lines of the file's earlier ranges. Chunks of a split file number their
+    lines from their range's first line; the outputs that show line numbers add this."""
+    path, start = chunk_range(key)
+    if not start or not range_lines:
+        return 0
+    return sum(n for (p, s), n in range_lines.items() if p == path and s < start)
+
+
 class WriteRejectsFn(beam.DoFn):
     """(chunk key, reject records) -> `rejects/part-<chunk>.jsonl.gz` in the work folder."""
 
@@ -217,15 +230,19 @@ class WriteRejectsFn(beam.DoFn):
     def setup(self):
         self._workdir.activate()
 
-    def process(self, element):
+    def process(self, element, range_lines=None):
         key, records = element
+        offset = line_offset(key, range_lines)
+        if offset:
+            records = [{**r, "line_number": r["line_number"] + offset} for r in records]
         path = self._workdir.path(REJECTS_DIR, rejects_file(chunk_file_id(key)))
         self._workdir.guard(path, storage.write_bytes, path, jsonl_gz_bytes(records))
         yield {"reject_files": 1}
 
 
 class WritePartitions(beam.PTransform):
-    """{'chunks': ChunkRef, 'decisions': (key, bytes)} -> statistics, package fragments."""
+    """{'chunks': ChunkRef, 'decisions': (key, bytes), 'range_lines': ((file, start), lines)}
+    -> statistics, package fragments."""
 
     def __init__(self, config: Config, workdir: WorkDir, days: frozenset[int] | None, packages: bool):
         super().__init__()
@@ -234,4 +251,5 @@ class WritePartitions(beam.PTransform):
     def expand(self, inputs):
         chunks = inputs["chunks"] | "KeyChunks" >> beam.Map(_by_key)
         joined = {"chunk": chunks, "decisions": inputs["decisions"]} | "JoinDecisions" >> beam.CoGroupByKey()
-        return joined | "WriteChunk" >> beam.ParDo(self._fn).with_outputs(PACKAGE_FRAGMENTS, main="stats")
+        range_lines = beam.pvalue.AsDict(inputs["range_lines"])
+        return joined | "WriteChunk" >> beam.ParDo(self._fn, range_lines=range_lines).with_outputs(PACKAGE_FRAGMENTS, main="stats")

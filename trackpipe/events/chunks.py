@@ -21,17 +21,25 @@ from trackpipe.events.schema import STAGED_SCHEMA
 _MASK64 = (1 << 64) - 1
 
 
-def chunk_key(path: str, index: int) -> str:
-    """Sorts like (path, index); safe as a file name. The path digest keeps keys short and
-    distinct; the path itself orders them."""
+def chunk_key(path: str, index: int, start: int = 0) -> str:
+    """Sorts like (path, start of the range read, chunk index), i.e. like the chunks' lines in
+    the file; safe as a file name. The path digest keeps keys short and distinct; the path
+    itself orders them."""
     digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
-    return f"{path}\x00{index:06d}\x00{digest}"
+    return f"{path}\x00{start:015d}\x00{index:06d}\x00{digest}"
+
+
+def chunk_range(key: str) -> tuple[str, int]:
+    """(file, start of the range) a chunk was read from."""
+    path, start, _index, _digest = key.split("\x00")
+    return path, int(start)
 
 
 def chunk_file_id(key: str) -> str:
-    """A short, deterministic file-name-safe id for a chunk key."""
-    path, index, digest = key.split("\x00")
-    return f"{digest}-{index}"
+    """A short, deterministic file-name-safe id for a chunk key: `<file digest>-<chunk>`, or
+    `<file digest>-<range start>-<chunk>` for a range of a split file."""
+    _path, start, index, digest = key.split("\x00")
+    return f"{digest}-{index}" if int(start) == 0 else f"{digest}-{int(start)}-{index}"
 
 
 @dataclass
@@ -46,16 +54,23 @@ class StagedChunk:
     path: str | None = None  # where the sink staged them
 
 
-def binary_array(values) -> pa.Array:
-    """A binary Arrow array from bytes objects: one join and one offsets array, several times
-    faster than pa.array() on long values."""
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+def binary_array(values, type: pa.DataType = pa.binary()) -> pa.Array:
+    """A binary (or, for UTF-8 bytes, string) Arrow array from bytes objects and None: one join
+    and one offsets array, several times faster than pa.array() on long values."""
+    n = len(values)
+    missing = None
+    if None in values:
+        missing = np.fromiter((v is None for v in values), dtype=bool, count=n)
+        values = [b"" if v is None else v for v in values]
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     data = b"".join(values)
+    validity = None if missing is None else pa.py_buffer(np.packbits(~missing, bitorder="little"))
     if offsets[-1] < 2**31:
-        return pa.Array.from_buffers(pa.binary(), len(values), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
-    return pa.Array.from_buffers(pa.large_binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]).cast(pa.binary())
+        return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    large = pa.large_binary() if type == pa.binary() else pa.large_string()
+    return pa.Array.from_buffers(large, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)]).cast(type)
 
 
 def hex_ids(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
@@ -81,7 +96,9 @@ class ChunkBuilder:
 
     BATCH_ROWS = 16_384
 
-    def __init__(self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int, open_sink=None):
+    def __init__(
+        self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int, open_sink=None, start: int = 0
+    ):
         """`open_sink(chunk key)`, when given, returns a writer (`.path`, `.write(table)`,
         `.close()`) that receives each record batch as soon as it is built: the chunk is
         staged as it grows and only its fingerprints stay in memory."""
@@ -89,6 +106,7 @@ class ChunkBuilder:
         self._sink = None
         self._parser = parser
         self._source = source_file
+        self._start = start  # the byte offset of the range of the file these lines come from
         self._max_lines = chunk_lines
         self._max_bytes = chunk_bytes
         self._reject_chars = reject_chars
@@ -169,8 +187,8 @@ class ChunkBuilder:
                 arrays.append(hex_ids(fps["ex_hi"], fps["ex_lo"]))
             elif f.name == "source_file":
                 arrays.append(pa.repeat(pa.scalar(self._source, f.type), n))
-            elif f.name == "raw":
-                arrays.append(binary_array(by_name["raw"]))
+            elif f.name in ("raw", "event", "context"):  # bytes: raw as it came, JSON text as UTF-8
+                arrays.append(binary_array(by_name[f.name], f.type))
             elif f.name == "line_number":
                 arrays.append(pa.array(self._numbers, f.type))
             else:
@@ -180,7 +198,7 @@ class ChunkBuilder:
             self._batches.append(batch)
         else:
             if self._sink is None:
-                self._sink = self._open_sink(chunk_key(self._source, self._index))
+                self._sink = self._open_sink(chunk_key(self._source, self._index, self._start))
             self._sink.write(pa.Table.from_batches([batch]))
         fps["recv"] = by_name["received_at"]
         fps["time"] = by_name["time"]
@@ -208,7 +226,7 @@ class ChunkBuilder:
         for rej in self._rejects:
             reasons[rej["reason"]] = reasons.get(rej["reason"], 0) + 1
         chunk = StagedChunk(
-            key=chunk_key(self._source, self._index),
+            key=chunk_key(self._source, self._index, self._start),
             source_file=self._source,
             rows=self._rows,
             fingerprints=fps,

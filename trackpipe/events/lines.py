@@ -81,7 +81,9 @@ def _gunzip(blocks: Iterator[bytes], path: str) -> Iterator[bytes]:
         raise InputError(f"{path}: truncated gzip stream (the file ends inside compressed data)")
 
 
-def iter_lines(stream: BinaryIO, path: str, max_line_bytes: int, head_bytes: int = 20_000) -> Iterator[bytes | TooLong]:
+def iter_lines(
+    stream: BinaryIO, path: str, max_line_bytes: int, head_bytes: int = 20_000, plain: bool = False
+) -> Iterator[bytes | TooLong]:
     """Yield the lines of a file (without their `\\n`), in order; line N is the N-th yielded.
 
     A last line without a newline is a line; a file ending in `\\n` has no empty line after it.
@@ -90,7 +92,7 @@ def iter_lines(stream: BinaryIO, path: str, max_line_bytes: int, head_bytes: int
     """
     first = stream.read(READ_BLOCK)
     blocks = _read_blocks(stream, first)
-    data = _gunzip(blocks, path) if is_gzip(path, first) else blocks
+    data = _gunzip(blocks, path) if not plain and is_gzip(path, first) else blocks
     rest = b""
     overlong: TooLong | None = None
     try:
@@ -125,3 +127,50 @@ def iter_lines(stream: BinaryIO, path: str, max_line_bytes: int, head_bytes: int
         yield overlong
     elif rest:
         yield rest
+
+
+def decompress(stream: BinaryIO, path: str, sink: BinaryIO) -> tuple[int, int]:
+    """Write the decompressed bytes of a gzip file to `sink`; return (bytes, newlines). The
+    integrity checks of iter_lines apply: on damage, what came before it is written, then
+    InputError is raised."""
+    first = stream.read(READ_BLOCK)
+    size = newlines = 0
+    for block in _gunzip(_read_blocks(stream, first), path):
+        sink.write(block)
+        size += len(block)
+        newlines += block.count(b"\n")
+    return size, newlines
+
+
+def first_line_start(stream: BinaryIO, start: int) -> int | None:
+    """The offset of the first line that starts at or after `start` in an uncompressed file
+    (a line starts at 0 and after every `\\n`), or None when no line starts there."""
+    if start == 0:
+        return 0
+    stream.seek(start - 1)
+    position = start - 1
+    while True:
+        block = stream.read(READ_BLOCK)
+        if not block:
+            return None
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+        position += len(block)
+
+
+def iter_range_lines(stream: BinaryIO, path: str, start: int, end: int, max_line_bytes: int, head_bytes: int = 20_000):
+    """The lines of an uncompressed file that START in [start, end), in order, as iter_lines
+    gives them. A line that straddles `end` is read whole here; one that straddles `start`
+    belongs to the range before: consecutive ranges read every line exactly once, however long
+    the lines are (a line longer than a range leaves the ranges it covers empty)."""
+    first = first_line_start(stream, start)
+    if first is None or first >= end:
+        return
+    stream.seek(first)
+    position = first
+    for line in iter_lines(stream, path, max_line_bytes, head_bytes, plain=True):
+        if position >= end:
+            return
+        yield line
+        position += (line.length if type(line) is TooLong else len(line)) + 1

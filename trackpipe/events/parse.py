@@ -72,8 +72,8 @@ class Event(NamedTuple):
     referer: str | None
     accept_language: str | None
     page: str | None
-    event: str | None
-    context: str | None
+    event: bytes | None  # UTF-8 JSON text (or the payload string as it came)
+    context: bytes | None  # UTF-8 JSON text
     raw: bytes
     stream: str
     export: bool
@@ -242,10 +242,24 @@ class LineParser:
             username = username.strip()
         elif username is not None:
             username = _text(username)
-        session, ip, agent, host, referer, language = [
-            v if v is None or v.__class__ is str else _text(v)
-            for v in (get("session"), get("ip"), get("agent"), get("host"), get("referer"), get("accept_language"))
-        ]
+        session = get("session")
+        if session is not None and session.__class__ is not str:
+            session = _text(session)
+        ip = get("ip")
+        if ip is not None and ip.__class__ is not str:
+            ip = _text(ip)
+        agent = get("agent")
+        if agent is not None and agent.__class__ is not str:
+            agent = _text(agent)
+        host = get("host")
+        if host is not None and host.__class__ is not str:
+            host = _text(host)
+        referer = get("referer")
+        if referer is not None and referer.__class__ is not str:
+            referer = _text(referer)
+        language = get("accept_language")
+        if language is not None and language.__class__ is not str:
+            language = _text(language)
         payload = get("event")
         if payload is None or payload.__class__ is str:
             event_bytes = None
@@ -277,8 +291,8 @@ class LineParser:
                 referer,
                 language,
                 page,
-                payload if event_bytes is None else event_bytes.decode(),
-                None if context_bytes is None else context_bytes.decode(),
+                _utf8(payload) if event_bytes is None else event_bytes,
+                context_bytes,
                 raw,
                 STREAM_INTERNAL_BI if name.startswith(self._internal) else STREAM_RESEARCH,
                 export,
@@ -343,7 +357,7 @@ def session_key_of(username: str | None, session: str | None, context) -> int:
     `context.client_id` or, in the Segment shape edX writes, `context.client.device.id`. A
     session is per user: the key covers `username` too."""
     if session.__class__ is str and session:
-        key = b"s\x00%s\x00%s" % ((username or "").encode("utf-8", "surrogatepass"), session.encode("utf-8", "surrogatepass"))
+        key = f"s\x00{username or ''}\x00{session}"
     else:
         client = None
         if context.__class__ is dict:
@@ -354,8 +368,18 @@ def session_key_of(username: str | None, session: str | None, context) -> int:
                 client = device.get("id") if device.__class__ is dict else None
         if client.__class__ is not str or not client:
             return 0
-        key = b"c\x00%s\x00%s" % ((username or "").encode("utf-8", "surrogatepass"), client.encode("utf-8", "surrogatepass"))
-    return xxhash.xxh3_64_intdigest(key) or 1
+        key = f"c\x00{username or ''}\x00{client}"
+    return xxhash.xxh3_64_intdigest(key.encode("utf-8", "surrogatepass")) or 1
+
+
+def _utf8(text: str | None) -> bytes | None:
+    """A payload string as UTF-8 bytes (lone surrogates, which the parser scrubs, as U+FFFD)."""
+    if text is None:
+        return None
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
 def _export_false(payload) -> bool:

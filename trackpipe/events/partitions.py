@@ -108,9 +108,11 @@ def kept_partitions(table: pa.Table, keep: np.ndarray, copies: np.ndarray, in_ra
             yield stream, day_to_date(day), rows
 
 
-def duplicate_rows(table: pa.Table, decisions: np.ndarray, wanted: frozenset[int] | None) -> Iterator[tuple[str, pa.Table]]:
+def duplicate_rows(
+    table: pa.Table, decisions: np.ndarray, wanted: frozenset[int] | None, line_offset: int = 0
+) -> Iterator[tuple[str, pa.Table]]:
     """Yield (date of the kept row, audit rows) for removed lines whose kept row is on a
-    selected day."""
+    selected day. `line_offset`: lines of the file before the range the chunk was read from."""
     removed = decisions[decisions["kind"] != KEEP]
     if not len(removed):
         return
@@ -135,7 +137,7 @@ def duplicate_rows(table: pa.Table, decisions: np.ndarray, wanted: frozenset[int
             picked.column("received_at").cast(TS),
             pa.array(removed["gap"] / 1_000_000.0, pa.float64()),
             picked.column("source_file"),
-            picked.column("line_number"),
+            pc.add(picked.column("line_number"), line_offset) if line_offset else picked.column("line_number"),
         ],
         schema=DUPLICATES_SCHEMA,
     )
