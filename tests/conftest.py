@@ -21,4 +21,6 @@ def real_logs(tmp_path: Path) -> Path:
     return folder
 
 
+from tests.engine_services import *  # noqa: E402,F401,F403 - the Flink cluster and Prism
+from tests.gcs_services import *  # noqa: E402,F401,F403 - the GCS server
 from tests.services import *  # noqa: E402,F401,F403 - s3_server, s3_bucket, postgres_server, pg_url, gpg_keys
