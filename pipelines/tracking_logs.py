@@ -31,13 +31,13 @@ from transforms.write import PACKAGE_FRAGMENTS, WritePartitions, WriteRejectsFn
 def build(p: beam.Pipeline, job: Job) -> None:
     config, workdir = job.config, job.workdir
     files = p | "ListInputs" >> ListInputFiles(list(job.inputs), workdir)
-    staged = files | "ReadAndStage" >> ReadAndStage(config, workdir, job.shards, job.skip_corrupt)
+    staged = files | "ReadAndStage" >> ReadAndStage(config, workdir, job.shards, job.skip_corrupt, job.retired)
     decisions = staged[FINGERPRINTS] | "Deduplicate" >> DeduplicateEvents(config.dedup.window_seconds)
     written = {
         "chunks": staged["chunks"],
         "decisions": decisions,
         "range_lines": staged[RANGE_LINES],
-    } | "WritePartitions" >> WritePartitions(config, workdir, job.days, job.packages)
+    } | "WritePartitions" >> WritePartitions(config, workdir, job.days, job.packages, job.cutoffs)
     range_lines = beam.pvalue.AsDict(staged[RANGE_LINES])
     stats = [
         staged[STATS],
@@ -45,7 +45,10 @@ def build(p: beam.Pipeline, job: Job) -> None:
         staged[REJECTS] | "WriteRejects" >> beam.ParDo(WriteRejectsFn(workdir), range_lines=range_lines),
     ]
     if job.packages:
-        stats.append(written[PACKAGE_FRAGMENTS] | "BuildResearchPackages" >> BuildResearchPackages(config.site, workdir, job.keys))
+        stats.append(
+            written[PACKAGE_FRAGMENTS]
+            | "BuildResearchPackages" >> BuildResearchPackages(config.site, workdir, job.keys, config, job.pseudonym_key)
+        )
     _ = stats | "AllStats" >> beam.Flatten() | "Publish" >> PublishRun(workdir, job.info)
 
 

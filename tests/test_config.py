@@ -23,7 +23,7 @@ def test_every_key_of_the_config_is_in_default_yaml():
     defaults = Config().to_dict()
     defaults.pop("orgs")
     assert set(documented) == set(defaults)
-    for section in ("dedup", "read", "output", "warehouse"):
+    for section in ("dedup", "read", "output", "warehouse", "retention", "privacy"):
         assert set(documented[section]) == set(defaults[section])
 
 

@@ -45,7 +45,7 @@ LAYERS = [
         ),
     ),
     (3, ("transforms",)),
-    (4, ("trackpipe.driver", "trackpipe.warehouse", "trackpipe.report", "trackpipe.generator", "trackpipe.bench")),
+    (4, ("trackpipe.driver", "trackpipe.warehouse", "trackpipe.report", "trackpipe.generator", "trackpipe.bench", "trackpipe.privacy")),
     (5, ("pipelines",)),
     (6, ("trackpipe.cli",)),
 ]

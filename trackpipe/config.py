@@ -57,10 +57,66 @@ class WarehouseConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How many days each output keeps (null: forever). `trackpipe expire` removes older days;
+    a run never writes a day that would be removed at once."""
+
+    warehouse_days: int | None = None
+    duplicates_days: int | None = None
+    packages_days: int | None = None
+    runs_days: int | None = None
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    # Retired learners (CSV `username,user_id`): their events are dropped at parse time.
+    retired_users_file: str | None = None
+    # Research packages with pseudonyms instead of usernames and user ids, and no IP (every org;
+    # an org config can say otherwise per org).
+    pseudonymise: bool = False
+    # The HMAC key of the pseudonyms: this file, else the TRACKPIPE_PSEUDONYM_KEY variable.
+    pseudonym_key_file: str | None = None
+
+
+KEY_VARIABLE = "TRACKPIPE_PSEUDONYM_KEY"
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where the pseudonym key is read from: a file, else the TRACKPIPE_PSEUDONYM_KEY variable.
+    Only this travels with the pipeline; each worker reads the key itself, so the key is never
+    written anywhere (job graphs, manifests, logs)."""
+
+    file: str | None = None
+
+    def load(self) -> bytes:
+        """The key's bytes; ConfigError, naming where it was looked for, when there is none."""
+        if self.file:
+            try:
+                with open(self.file, "rb") as handle:
+                    key = handle.read().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the pseudonym key file {self.file} (privacy.pseudonym_key_file): {exc.strerror or exc}"
+                ) from None
+            where = f"the file {self.file}"
+        else:
+            key = os.environ.get(KEY_VARIABLE, "").strip().encode()
+            where = f"the {KEY_VARIABLE} variable"
+        if len(key) < 16:
+            raise ConfigError(
+                f"research packages are pseudonymised (privacy.pseudonymise) but {where} holds no key of at least 16 bytes: "
+                f"set {KEY_VARIABLE} or privacy.pseudonym_key_file"
+            )
+        return key
+
+
+@dataclass(frozen=True)
 class OrgEntry:
     name: str
     other_names: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
+    pseudonymise: bool | None = None  # None: the main config's privacy.pseudonymise
 
 
 @dataclass(frozen=True)
@@ -114,6 +170,18 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     orgs_file: str | None = None
     orgs: OrgsConfig = field(default_factory=OrgsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+
+    def pseudonymised(self, package: str) -> bool:
+        """Whether research package `package` (a safe, lower-case org name) is pseudonymised."""
+        entry = next((e for e in self.orgs.orgs if e.name.lower() == package), None)
+        if entry is not None and entry.pseudonymise is not None:
+            return entry.pseudonymise
+        return self.privacy.pseudonymise
+
+    def any_pseudonymised(self) -> bool:
+        return self.privacy.pseudonymise or any(e.pseudonymise for e in self.orgs.orgs)
 
     def to_dict(self) -> dict:
         """Plain data for the run manifest."""
@@ -131,7 +199,24 @@ def _plain(value):
 # ---------------------------------------------------------------------------------------------
 # Loading and checking
 
-_SECTIONS = {"dedup": DedupConfig, "read": ReadConfig, "output": OutputConfig, "warehouse": WarehouseConfig}
+_SECTIONS = {
+    "dedup": DedupConfig,
+    "read": ReadConfig,
+    "output": OutputConfig,
+    "warehouse": WarehouseConfig,
+    "retention": RetentionConfig,
+    "privacy": PrivacyConfig,
+}
+# Keys whose default is null: what else they take.
+_OPTIONAL = {
+    "retention.warehouse_days": int,
+    "retention.duplicates_days": int,
+    "retention.packages_days": int,
+    "retention.runs_days": int,
+    "privacy.retired_users_file": str,
+    "privacy.pseudonym_key_file": str,
+}
+_PATHS = ("privacy.retired_users_file", "privacy.pseudonym_key_file")  # relative to the config file
 _TOP_KEYS = {"site", "format", "internal_prefixes", "max_reject_ratio", "orgs_file", *_SECTIONS}
 _SITE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,31}")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -165,7 +250,7 @@ def _check_keys(where: str, data: dict, allowed) -> None:
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (known keys: {', '.join(sorted(allowed))})")
 
 
-def _section(name: str, cls, data) -> object:
+def _section(name: str, cls, data, config_path: str | None = None) -> object:
     defaults = cls()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     _check_keys(name, data, fields)
@@ -173,7 +258,11 @@ def _section(name: str, cls, data) -> object:
     for key, value in data.items():
         current = getattr(defaults, key)
         full = f"{name}.{key}"
-        if isinstance(current, tuple):
+        if full in _OPTIONAL:
+            values[key] = None if value is None else _check_scalar(full, value, _OPTIONAL[full])
+            if full in _PATHS and value and config_path and not os.path.isabs(value):
+                values[key] = os.path.join(os.path.dirname(os.path.abspath(config_path)), value)
+        elif isinstance(current, tuple):
             values[key] = _check_str_list(full, value)
         else:
             values[key] = _check_scalar(full, value, type(current))
@@ -199,7 +288,7 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> Confi
     values: dict = {}
     for key, value in data.items():
         if key in _SECTIONS:
-            values[key] = _section(key, _SECTIONS[key], value)
+            values[key] = _section(key, _SECTIONS[key], value, path)
         elif key == "internal_prefixes":
             values[key] = _check_str_list(key, value)
         elif key == "orgs_file":
@@ -239,6 +328,10 @@ def _validate(config: Config) -> None:
     for key in ("max_line_bytes", "chunk_lines", "chunk_bytes", "reject_line_chars"):
         if getattr(read, key) <= 0:
             raise ConfigError(f"config key 'read.{key}' must be positive, got {getattr(read, key)}")
+    for key in ("warehouse_days", "duplicates_days", "packages_days", "runs_days"):
+        days = getattr(config.retention, key)
+        if days is not None and days < 1:
+            raise ConfigError(f"config key 'retention.{key}' must be at least 1 (a number of days) or null (keep forever), got {days}")
     if read.split_bytes != 0 and read.split_bytes < 1024 * 1024:
         raise ConfigError(f"config key 'read.split_bytes' must be 0 (never split) or at least 1048576 (1 MiB), got {read.split_bytes}")
     if config.output.parquet_compression not in ("zstd", "snappy", "gzip", "lz4", "none"):
@@ -254,7 +347,7 @@ def _validate(config: Config) -> None:
 
 
 _ORGS_TOP = {"orgs", "master_recipients", "exclude_hosts"}
-_ORG_KEYS = {"other_names", "recipients"}
+_ORG_KEYS = {"other_names", "recipients", "pseudonymise"}
 
 
 def load_orgs(path: str) -> OrgsConfig:
@@ -279,6 +372,9 @@ def load_orgs(path: str) -> OrgsConfig:
                 name=str(name),
                 other_names=aliases,
                 recipients=_resolve_keys(path, _check_str_list(f"orgs.{name}.recipients", settings.get("recipients", []))),
+                pseudonymise=None
+                if settings.get("pseudonymise") is None
+                else _check_scalar(f"orgs.{name}.pseudonymise", settings["pseudonymise"], bool),
             )
         )
     hosts = _check_str_list("exclude_hosts", data.get("exclude_hosts", []), allow_empty=True)

@@ -21,17 +21,20 @@ import secrets
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trackpipe import __version__, storage
-from trackpipe.config import Config, load_config
+from trackpipe.config import Config, KeySource, load_config
 from trackpipe.console import printable
 from trackpipe.dates import selected_days
 from trackpipe.errors import ConfigError, TrackpipeError
 from trackpipe.events.layout import MANIFEST_NAME, WAREHOUSE_DIR
-from trackpipe.events.times import day_to_date
+from trackpipe.events.partitions import Cutoffs
+from trackpipe.events.retirement import RetiredUsers
+from trackpipe.events.times import date_to_day, day_to_date
 from trackpipe.gpg import PackageKeys, resolve_keys
 from trackpipe.manifest import RunInfo
+from trackpipe.privacy.retired_users import load_retired
 from trackpipe.storage import s3_settings
 from trackpipe.storage.s3_settings import redact
 from trackpipe.storage.workdir import WorkDir
@@ -54,6 +57,9 @@ class Job:
     keys: PackageKeys
     info: RunInfo
     quiet: bool = False
+    retired: RetiredUsers = field(default_factory=RetiredUsers)  # salted digests only
+    cutoffs: Cutoffs = Cutoffs()
+    pseudonym_key: KeySource | None = None  # where workers find the key (never the key)
 
 
 def new_run_id() -> str:
@@ -142,7 +148,20 @@ def prepare(opts, beam_flags: list[str]) -> Job:
         keys=keys,
         info=info,
         quiet=bool(opts.quiet),
+        retired=load_retired(config.privacy.retired_users_file),
+        cutoffs=Cutoffs.of(config.retention, date_to_day(_dt.datetime.now(_dt.UTC).date().isoformat())),
+        pseudonym_key=_pseudonym_key_source(config, packages),
     )
+
+
+def _pseudonym_key_source(config: Config, packages: bool) -> KeySource | None:
+    """Where workers read the pseudonym key; checked here, so a run that needs a key and has none
+    stops at start with one line."""
+    if not packages or not config.any_pseudonymised():
+        return None
+    source = KeySource(config.privacy.pseudonym_key_file)
+    source.load()
+    return source
 
 
 def preflight(job: Job) -> None:
@@ -346,6 +365,10 @@ def summary(manifest: dict, wall_seconds: float) -> str:
         row(f"  from {shown}", f"{n:,} ({share:.2%} of {shown} events)")
     if rec["outside_selected_dates"]:
         row("outside selected days", f"{rec['outside_selected_dates']:,}")
+    if rec.get("retired"):
+        row("retired learners", f"{rec['retired']:,} lines dropped (privacy.retired_users_file)")
+    if rec.get("expired"):
+        row("expired", f"{rec['expired']:,} events of days retention removes at once, not written")
     row("rows written", f"{rec['rows_written']:,}")
     for stream, days in manifest["rows_written"].items():
         if len(days) <= SUMMARY_DAYS:
@@ -359,7 +382,11 @@ def summary(manifest: dict, wall_seconds: float) -> str:
     if manifest.get("input_errors"):
         row("input errors", f"{len(manifest['input_errors'])} (see the manifest)")
     balance = "balanced" if rec["balanced"] else "NOT BALANCED"
-    row("reconciliation", f"lines read = blank + rejected + duplicates + rows (+ outside days): {balance}")
+    terms = ["blank", "rejected", "duplicates", "rows"]
+    terms += [
+        name for key, name in (("outside_selected_dates", "outside days"), ("retired", "retired"), ("expired", "expired")) if rec.get(key)
+    ]
+    row("reconciliation", f"lines read = {' + '.join(terms)}: {balance}")
     return "\n".join(out)
 
 

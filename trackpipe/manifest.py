@@ -4,9 +4,13 @@ Built from the merged statistics of the pipeline (transforms.stats) and the run'
 Its reconciliation must balance:
 
     lines_read = blank_lines + rejected + duplicates_removed + rows_written + outside_selected_dates
+                 + retired + expired
 
 `outside_selected_dates` counts the events (kept rows and their removed copies) that belong to
 days the run was asked not to write (`--date`, `--start-date/--end-date`); it is 0 otherwise.
+`retired` counts the lines of retired learners (config `privacy.retired_users_file`), dropped at
+parse time; `expired` the events of days the retention config would remove at once (rows, and
+duplicates-audit lines under the audit's own retention), not written.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def _total(d: dict) -> int:
     return int(sum(d.values()))
 
 
-def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], partitions: list[dict]) -> dict:
+def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], partitions: list[dict], written: dict | None = None) -> dict:
     rejected = _sorted(stats.get("rejected", {}))
     dups = stats.get("duplicates_removed", {})
     by_kind = _sorted(dups.get("by_kind", {}))
@@ -59,6 +63,8 @@ def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], parti
         "duplicates_removed": _total(by_kind),
         "rows_written": rows_total,
         "outside_selected_dates": stats.get("outside_selected_dates", 0),
+        "retired": stats.get("retired", 0),
+        "expired": stats.get("expired", 0),
     }
     accounted = sum(v for k, v in reconciliation.items() if k != "lines_read")
     reconciliation["balanced"] = accounted == reconciliation["lines_read"]
@@ -90,7 +96,13 @@ def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], parti
         "rows_written_total": rows_total,
         "rows_written_by_source": _sorted(stats.get("rows_by_source", {})),
         "outside_selected_dates": reconciliation["outside_selected_dates"],
-        "input_errors": sorted(stats.get("input_errors", []), key=lambda e: e["file"]),
+        "retired": reconciliation["retired"],
+        "expired": reconciliation["expired"],
+        "input_errors": _one_per_file(stats.get("input_errors", [])),
+        # What each day costs to keep: bytes written per output kind (warehouse per stream and
+        # day, duplicates audit per day, rejects, research packages per day) and raw bytes read.
+        "bytes_read": sum(files[path].get("bytes", 0) for path in files),
+        "bytes_written": written or {},
         "partitions": partitions,
         "research_package": None,
         "reconciliation": reconciliation,
@@ -106,6 +118,14 @@ def build(stats: dict, info: RunInfo, published_at: str, dates: list[str], parti
             },
         }
     return manifest
+
+
+def _one_per_file(errors: list[dict]) -> list[dict]:
+    """Input errors sorted by file, one per file (a split file's ranges may each report it)."""
+    first: dict[str, dict] = {}
+    for error in sorted(errors, key=lambda e: (e["file"], -e.get("lines_read", 0), e["error"])):
+        first.setdefault(error["file"], error)
+    return [first[f] for f in sorted(first)]
 
 
 def reject_ratio(manifest: dict) -> float:

@@ -20,8 +20,11 @@ import numpy as np
 import pyarrow as pa
 
 from trackpipe import __version__, storage
+from trackpipe.config import Config, KeySource
+from trackpipe.errors import ConfigError
 from trackpipe.events.layout import package_file_name, package_folder, package_manifest_name
 from trackpipe.events.partitions import package_order
+from trackpipe.events.pseudonyms import Pseudonymiser
 from trackpipe.gpg import Encryptor, PackageKeys
 from trackpipe.storage.formats import GzipWriter
 from trackpipe.storage.workdir import WorkDir
@@ -98,16 +101,24 @@ class MergePackageFn(beam.DoFn):
     """((package, date), [(fragment path, first batch, batches, rows)]) -> the package file and its
     manifest in the work folder; yields statistics describing the file."""
 
-    def __init__(self, site: str, workdir: WorkDir, keys: PackageKeys):
+    def __init__(self, site: str, workdir: WorkDir, keys: PackageKeys, config: Config | None = None, key_source: KeySource | None = None):
         self._site = site
         self._workdir = workdir
         self._keys = keys
+        self._config = config or Config()
+        self._key_source = key_source
         self._encryptor = None
+        self._key = None
 
     def setup(self):
         self._workdir.activate()
         if self._keys.armored:
             self._encryptor = Encryptor(self._keys.armored)
+        if self._config.any_pseudonymised():
+            try:
+                self._key = (self._key_source or KeySource()).load()  # read here, never shipped with the pipeline
+            except ConfigError as exc:
+                self._workdir.fail(str(exc))
 
     def teardown(self):
         if self._encryptor is not None:
@@ -123,6 +134,8 @@ class MergePackageFn(beam.DoFn):
             plain = os.path.join(tmp, "package.log.gz")
             with open(plain, "wb") as sink:
                 gz = GzipWriter(sink)
+                if self._config.pseudonymised(package):
+                    gz = _PseudonymisingWriter(gz, Pseudonymiser(self._key, package))
                 if sum(rows for *_, rows in fragments) <= IN_MEMORY_ROWS:
                     events = _write_sorted_in_memory(fragments, gz)
                 else:
@@ -142,7 +155,7 @@ class MergePackageFn(beam.DoFn):
             "date": date,
             "files": [entry],
             "encrypted_for": list(recipients),
-            "content": "one event per line, the JSON object as logged; gzip" + (", then OpenPGP-encrypted" if recipients else ""),
+            "content": _content(recipients, self._config.pseudonymised(package)),
             "order": ["received_at", "time", "event_id"],
             "produced_by": f"trackpipe {__version__}",
         }
@@ -165,6 +178,31 @@ class MergePackageFn(beam.DoFn):
         }
 
 
+def _content(recipients, pseudonymised: bool) -> str:
+    lines = (
+        "the JSON object re-serialised with usernames and user ids as keyed pseudonyms and no ip"
+        if pseudonymised
+        else "the JSON object as logged"
+    )
+    return f"one event per line, {lines}; gzip" + (", then OpenPGP-encrypted" if recipients else "")
+
+
+class _PseudonymisingWriter:
+    """Rewrites each line (newline-terminated, as the package writers hand them over) before
+    gzipping it."""
+
+    def __init__(self, gz: GzipWriter, pseudonymiser: Pseudonymiser):
+        self._gz, self._pseudonymiser = gz, pseudonymiser
+
+    def write(self, data: bytes) -> None:
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" after the last newline
+        self._gz.write(b"".join(self._pseudonymiser.line(line) + b"\n" for line in lines) + tail)
+
+    def close(self) -> None:
+        self._gz.close()
+
+
 def _sha256(path: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -184,9 +222,9 @@ def _copy_out(local: str, target: str) -> None:
 class BuildResearchPackages(beam.PTransform):
     """((package, date), fragment) -> statistics of the package files written."""
 
-    def __init__(self, site: str, workdir: WorkDir, keys: PackageKeys):
+    def __init__(self, site: str, workdir: WorkDir, keys: PackageKeys, config: Config | None = None, key_source: KeySource | None = None):
         super().__init__()
-        self._fn = MergePackageFn(site, workdir, keys)
+        self._fn = MergePackageFn(site, workdir, keys, config, key_source)
 
     def expand(self, fragments):
         return fragments | "GroupByPackageDay" >> beam.GroupByKey() | "MergeAndSeal" >> beam.ParDo(self._fn)

@@ -20,6 +20,7 @@ from trackpipe.events.chunks import ChunkBuilder, StagedChunk, chunk_file_id, ch
 from trackpipe.events.duplicates import shard_of
 from trackpipe.events.lines import READ_BLOCK, decompress, is_gzip, iter_lines, iter_range_lines
 from trackpipe.events.parse import LineParser
+from trackpipe.events.retirement import RetiredUsers
 from trackpipe.events.schema import STAGED_SCHEMA
 from trackpipe.runtime import faults
 from trackpipe.runtime.memory import keep_freed_memory, no_gc
@@ -244,19 +245,20 @@ def _lines_in(path: str, size: int) -> int:
 class ReadAndStageFn(beam.DoFn):
     """Range -> staged chunks (main output: ChunkRef), fingerprint batches per shard
     (FINGERPRINTS), reject batches (REJECTS), lines per range of split files (RANGE_LINES) and
-    statistics (STATS)."""
+    statistics (STATS). Events of retired learners are dropped here, only counted."""
 
-    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool):
+    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool, retired: RetiredUsers | None = None):
         self._config = config
         self._workdir = workdir
         self._shards = shards
         self._skip_corrupt = skip_corrupt
+        self._retired = retired
         self._parser = None
 
     def setup(self):
         self._workdir.activate()
         keep_freed_memory()
-        self._parser = LineParser(self._config)
+        self._parser = LineParser(self._config, self._retired)
 
     def _open_sink(self, key: str) -> GuardedWriter:
         """Where a chunk's batches are staged as they are built: an uncompressed Arrow file
@@ -331,8 +333,14 @@ class ReadAndStageFn(beam.DoFn):
 
     def _stage(self, chunk: StagedChunk):
         counts = chunk.counts
-        stats = {"blank_lines": counts["blank"], "events_parsed": counts["events"], "rejected": dict(counts["rejected"])}
+        stats = {
+            "blank_lines": counts["blank"],
+            "events_parsed": counts["events"],
+            "rejected": dict(counts["rejected"]),
+            "retired": counts["retired"],
+        }
         count("blank_lines", counts["blank"])
+        count("retired", counts["retired"])
         for reason, n in counts["rejected"].items():
             count(f"rejected_{reason}", n)
         yield beam.pvalue.TaggedOutput(STATS, stats)
@@ -353,10 +361,10 @@ class ReadAndStage(beam.PTransform):
     """InputFile -> {"chunks": ChunkRef, FINGERPRINTS, REJECTS, RANGE_LINES, STATS}: big files
     are planned into ranges, the ranges spread over the workers, each read, parsed and staged."""
 
-    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool):
+    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool, retired: RetiredUsers | None = None):
         super().__init__()
         self._plan = PlanReadsFn(config, workdir, skip_corrupt)
-        self._fn = ReadAndStageFn(config, workdir, shards, skip_corrupt)
+        self._fn = ReadAndStageFn(config, workdir, shards, skip_corrupt, retired)
 
     def expand(self, files):
         planned = files | "PlanReads" >> beam.ParDo(self._plan).with_outputs(STATS, main="ranges")

@@ -42,11 +42,12 @@ class WriteChunkFn(beam.DoFn):
     The chunk is read back one record batch at a time and every output streams into its own
     file (one per partition, audit day and chunk), so memory holds one batch, not the chunk."""
 
-    def __init__(self, config: Config, workdir: WorkDir, days: frozenset[int] | None, packages: bool):
+    def __init__(self, config: Config, workdir: WorkDir, days: frozenset[int] | None, packages: bool, cutoffs: parts.Cutoffs):
         self._config = config
         self._workdir = workdir
         self._days = days
         self._packages = packages
+        self._cutoffs = cutoffs
 
     def setup(self):
         self._workdir.activate()
@@ -66,7 +67,8 @@ class WriteChunkFn(beam.DoFn):
         left_out_examples: dict[str, list[str]] = {}
         by_source: dict[str, int] = {}
         dates_seen: set[int] = set()
-        outside = 0
+        outside = expired = 0
+        cutoffs = self._cutoffs
         try:
             with storage.open_arrow_input(ref.path, stream=True) as source:
                 reader = pa.ipc.open_file(source)
@@ -76,19 +78,26 @@ class WriteChunkFn(beam.DoFn):
                     rows = slice(offset, offset + batch.num_rows)
                     days = parts.days_of(batch)
                     in_range = parts.selected(days, self._days)
+                    fresh = parts.since(days, cutoffs.warehouse)
                     kept = keep[rows]
-                    dates_seen.update(days[kept].tolist())
+                    dates_seen.update(days[kept & fresh].tolist())
                     outside += int((kept & ~in_range).sum())
+                    expired += int(copies[rows][kept & in_range & ~fresh].sum())  # the rows and the copies they stand for
+                    in_range &= fresh
                     for stream, date, part in parts.kept_partitions(batch, kept, copies[rows], in_range):
                         out.write(("warehouse", stream, date), part)
                         for source, n in parts.value_counts(part, "event_source"):
                             by_source[source] = by_source.get(source, 0) + n
                     for date, audit in parts.duplicate_rows(
-                        batch, parts.decisions_in(decisions, offset, batch.num_rows), self._days, lines_before
+                        batch, parts.decisions_in(decisions, offset, batch.num_rows), self._days, lines_before, cutoffs.duplicates
                     ):
                         out.write(("duplicates", date), audit)
                     if self._packages:
-                        package_rows, dropped, examples = parts.package_rows(batch, kept, in_range, self._config.orgs)
+                        packaged = in_range & parts.since(days, cutoffs.packages)
+                        if cutoffs.packages is not None:
+                            research = parts.research_mask(batch)
+                            left_out["expired"] = left_out.get("expired", 0) + int((kept & in_range & ~packaged & research).sum())
+                        package_rows, dropped, examples = parts.package_rows(batch, kept, packaged, self._config.orgs)
                         for reason, n in dropped.items():
                             left_out[reason] = left_out.get(reason, 0) + n
                         for reason, values in examples.items():
@@ -99,14 +108,19 @@ class WriteChunkFn(beam.DoFn):
         finally:
             out.close()
         removed = decisions[decisions["kind"] != KEEP]
-        if self._days is not None and len(removed):
-            outside += int((~parts.selected(removed["kept_recv"] // US_PER_DAY, self._days)).sum())
+        if len(removed):
+            kept_days = removed["kept_recv"] // US_PER_DAY
+            chosen = parts.selected(kept_days, self._days)
+            outside += int((~chosen).sum())
+            # copies of expired rows are counted with their rows above; the audit's own retention:
+            expired += int((chosen & parts.since(kept_days, cutoffs.warehouse) & ~parts.since(kept_days, cutoffs.duplicates)).sum())
         ProgressWriter.for_folder(self._workdir.path(PROGRESS_DIR)).add(flush=True, chunks_written=1)
         stats = {
             "rows_written": {},
             "dates_seen": {day_to_date(d): True for d in dates_seen},
             "duplicates_removed": out.duplicate_stats(),
             "outside_selected_dates": outside,
+            "expired": expired,
             "rows_by_source": by_source,
         }
         for (_kind, stream, date), writer in out.tables("warehouse"):
@@ -244,9 +258,9 @@ class WritePartitions(beam.PTransform):
     """{'chunks': ChunkRef, 'decisions': (key, bytes), 'range_lines': ((file, start), lines)}
     -> statistics, package fragments."""
 
-    def __init__(self, config: Config, workdir: WorkDir, days: frozenset[int] | None, packages: bool):
+    def __init__(self, config: Config, workdir: WorkDir, days: frozenset[int] | None, packages: bool, cutoffs: parts.Cutoffs):
         super().__init__()
-        self._fn = WriteChunkFn(config, workdir, days, packages)
+        self._fn = WriteChunkFn(config, workdir, days, packages, cutoffs)
 
     def expand(self, inputs):
         chunks = inputs["chunks"] | "KeyChunks" >> beam.Map(_by_key)

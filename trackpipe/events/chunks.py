@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from trackpipe.events.duplicates import FP_DTYPE
 from trackpipe.events.lines import TooLong
-from trackpipe.events.parse import Event, LineParser, Reject
+from trackpipe.events.parse import RETIRED, Event, LineParser, Reject
 from trackpipe.events.schema import STAGED_SCHEMA
 
 _MASK64 = (1 << 64) - 1
@@ -122,6 +122,7 @@ class ChunkBuilder:
         self._rejects: list[dict] = []
         self._reject_bytes = 0
         self._blank = 0
+        self._retired = 0
         self._lines = 0
         self._bytes = 0
 
@@ -134,6 +135,8 @@ class ChunkBuilder:
         result = self._parser.parse(line)
         if result is None:
             self._blank += 1
+        elif result is RETIRED:
+            self._retired += 1
         elif type(result) is Reject:
             self._reject(number, result.reason, result.detail, line)
         else:
@@ -231,7 +234,7 @@ class ChunkBuilder:
             rows=self._rows,
             fingerprints=fps,
             rejects=self._rejects,
-            counts={"lines": self._lines, "blank": self._blank, "events": self._rows, "rejected": reasons},
+            counts={"lines": self._lines, "blank": self._blank, "events": self._rows, "rejected": reasons, "retired": self._retired},
             table=table,
             path=path,
         )

@@ -25,6 +25,7 @@ import orjson
 import xxhash
 
 from trackpipe.events.orgs import resolve_course_and_org
+from trackpipe.events.retirement import RetiredUsers
 from trackpipe.events.schema import STREAM_INTERNAL_BI, STREAM_RESEARCH
 from trackpipe.events.times import parse_time_us
 
@@ -44,6 +45,16 @@ _SORT = orjson.OPT_SORT_KEYS
 _new_tuple = tuple.__new__
 _MASK64 = (1 << 64) - 1
 _MISSING = object()
+
+
+class Retired:
+    """What `parse` returns for an event of a retired learner: dropped, only counted."""
+
+    def __repr__(self) -> str:
+        return "RETIRED"
+
+
+RETIRED = Retired()
 
 
 class Reject(NamedTuple):
@@ -130,6 +141,11 @@ def _loads(text: bytes):
         return _scrub(json.loads(decoded))
 
 
+# The tolerant JSON reading and writing the parser uses, for the other rules that re-read lines.
+load_json = _loads
+dump_json = _dumps
+
+
 def _short(text: bytes, limit: int = 120) -> str:
     snippet = text[:limit].decode("utf-8", "replace")
     return snippet + ("..." if len(text) > limit else "")
@@ -138,7 +154,9 @@ def _short(text: bytes, limit: int = 120) -> str:
 class LineParser:
     """Parses lines according to a Config. Build once per worker; `parse` is the hot path."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, retired: RetiredUsers | None = None):
+        """`retired`: learners whose events are dropped (parse returns RETIRED for them)."""
+        self._retired = retired if retired else None
         self._internal = tuple(config.internal_prefixes)
         self._client = frozenset(config.dedup.client_sources)
         self._excluded = tuple(tuple(p.split(".")) for p in config.dedup.excluded_fields)
@@ -150,8 +168,9 @@ class LineParser:
         # out of the identity, sessions are not used (every event keeps the plain window rule).
         self._sessions = not any(path in _SESSION_FIELDS or path[:2] in _SESSION_FIELDS for path in self._excluded)
 
-    def parse(self, line: bytes) -> Event | Reject | None:
-        """Return the Event, a Reject, or None for a blank line."""
+    def parse(self, line: bytes) -> Event | Reject | Retired | None:
+        """Return the Event, a Reject, RETIRED (an event of a retired learner) or None for a
+        blank line."""
         if b"\x00" in line:
             line = line.replace(b"\x00", b"")
         start = line.find(b"{")
@@ -170,6 +189,8 @@ class LineParser:
             return Reject(NOT_JSON, f"{exc.__class__.__name__}: {str(exc)[:200]}")
         if not isinstance(obj, dict):  # cannot happen for text between braces, kept for safety
             return Reject(NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object")
+        if self._retired is not None and self._retired.matches(obj.get("username"), obj.get("context"), obj.get("event")):
+            return RETIRED
         return self._event(obj, raw)
 
     @staticmethod

@@ -7,7 +7,7 @@ Everything is columnar (Arrow and NumPy); no per-row Python except where the row
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,34 @@ PACKAGE_SCHEMA = pa.schema(
         pa.field("raw", pa.binary()),
     ]
 )
+
+
+class Cutoffs(NamedTuple):
+    """The first day (days since the epoch) each output keeps under the retention config;
+    None: every day. A run never writes a day that retention would remove at once."""
+
+    warehouse: int | None = None
+    duplicates: int | None = None  # never earlier than the warehouse's: an audit row needs its row
+    packages: int | None = None
+
+    @classmethod
+    def of(cls, retention, today: int) -> Cutoffs:
+        """From a RetentionConfig (`<kind>_days`: keep that many days, today included)."""
+
+        def first(days):
+            return None if days is None else today - days + 1
+
+        warehouse = first(retention.warehouse_days)
+        return cls(warehouse, _later(warehouse, first(retention.duplicates_days)), _later(warehouse, first(retention.packages_days)))
+
+
+def _later(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def since(days: np.ndarray, first: int | None) -> np.ndarray:
+    """Which of `days` a retention cutoff keeps."""
+    return np.ones(len(days), dtype=bool) if first is None else days >= first
 
 
 def decisions_from(blobs: list[bytes]) -> np.ndarray:
@@ -109,15 +137,16 @@ def kept_partitions(table: pa.Table, keep: np.ndarray, copies: np.ndarray, in_ra
 
 
 def duplicate_rows(
-    table: pa.Table, decisions: np.ndarray, wanted: frozenset[int] | None, line_offset: int = 0
+    table: pa.Table, decisions: np.ndarray, wanted: frozenset[int] | None, line_offset: int = 0, first_day: int | None = None
 ) -> Iterator[tuple[str, pa.Table]]:
     """Yield (date of the kept row, audit rows) for removed lines whose kept row is on a
-    selected day. `line_offset`: lines of the file before the range the chunk was read from."""
+    selected day (and not before `first_day`, the audit's retention). `line_offset`: lines of
+    the file before the range the chunk was read from."""
     removed = decisions[decisions["kind"] != KEEP]
     if not len(removed):
         return
     kept_days = removed["kept_recv"] // US_PER_DAY
-    removed = removed[selected(kept_days, wanted)]
+    removed = removed[selected(kept_days, wanted) & since(kept_days, first_day)]
     kept_days = removed["kept_recv"] // US_PER_DAY
     if not len(removed):
         return
@@ -143,6 +172,10 @@ def duplicate_rows(
     )
     for start, stop in _group_bounds(kept_days):
         yield day_to_date(kept_days[start]), audit.slice(start, stop - start)
+
+
+def research_mask(table: pa.Table) -> np.ndarray:
+    return table.column("stream").to_numpy(zero_copy_only=False) == STREAM_RESEARCH
 
 
 def package_rows(

@@ -164,6 +164,17 @@ def list_files(prefix: str) -> list[str]:
     return sorted(m.path for m in result.metadata_list)
 
 
+def file_sizes(prefix: str) -> dict[str, int]:
+    """Every file under a folder (recursively) with its size in bytes; {} when there is none."""
+    if not is_remote(prefix):
+        return {path: os.path.getsize(path) for path in list_files(prefix)}
+    base = prefix.rstrip("/") + "/"
+    if _is_s3(prefix):
+        return dict(s3store.list_files(base))
+    result = _beam_errors(_fs().match, prefix, [base + "**"])[0]
+    return {m.path: m.size_in_bytes for m in result.metadata_list}
+
+
 def match(pattern: str) -> list[tuple[str, int]]:
     """Files matching a glob (`*`, `?`, `[..]`, and `**` across folders) as (path, size), sorted.
     A pattern without wildcards matches that one file."""

@@ -22,9 +22,12 @@ import json
 import os
 import re
 import shutil
+import threading
+import time
 
 from trackpipe import storage
 from trackpipe.config import STREAMS
+from trackpipe.errors import TrackpipeError
 from trackpipe.events.layout import (
     DUPLICATES_DIR,
     MANIFEST_NAME,
@@ -38,6 +41,7 @@ from trackpipe.events.layout import (
 )
 from trackpipe.manifest import RunInfo, build, reject_ratio
 from trackpipe.runtime import faults
+from trackpipe.storage.lock import create_exclusive
 from trackpipe.storage.workdir import WorkDir
 
 JOURNAL = "_publish.json"
@@ -48,42 +52,138 @@ def _now() -> str:
 
 
 def publish(workdir: WorkDir, stats: dict, info: RunInfo) -> dict:
-    """Check and publish a run; returns its manifest. Raises TrackpipeError when refused."""
+    """Check and publish a run; returns its manifest. Raises TrackpipeError when refused.
+
+    Exactly one publisher per run: on a runner that retries failed work (Flink with a restart
+    strategy, Dataflow), an earlier attempt of the job may still be alive while a retry reaches
+    this step. The journal is created exclusively; the attempt that creates it publishes while
+    keeping a heartbeat; any other attempt waits for it (and returns the published manifest), or
+    finishes the journal itself once the heartbeat has stopped. A run whose manifest is already
+    published is not published again, and a plan is only made from a complete set of staged
+    files, so an earlier attempt cleaning up can never make a later one publish less."""
     faults.pause("before_publish")
     journal = workdir.path(JOURNAL)
-    if storage.exists(journal):  # a retried publish step: finish the recorded plan
-        plan = json.loads(storage.read_bytes(journal))
-        apply_plan(plan)
-        return plan["manifest"]
+    while True:
+        done = _published(info)
+        if done is not None:
+            return done
+        if storage.exists(journal):
+            outcome = _wait_or_take_over(workdir, info, journal)
+            if outcome is not None:
+                return outcome
+            continue
+        plan = _plan(workdir, stats, info)
+        beat = _Heartbeat(workdir)  # beating before the journal exists: no waiter takes a fresh journal for stale
+        with beat:
+            if create_exclusive(journal, json.dumps(plan).encode()):
+                apply_plan(plan)
+                return plan["manifest"]
+
+
+def _plan(workdir: WorkDir, stats: dict, info: RunInfo) -> dict:
     dates = sorted(info.dates) if info.dates is not None else sorted(stats.get("dates_seen", {}))
     out = info.output
     actions: list[dict] = []
     partitions = []
+    written: dict = {"warehouse": {}, "duplicates": {}, "rejects": 0, "packages": {}}
     for folder in (WAREHOUSE_DIR, DUPLICATES_DIR):
         for stream in STREAMS if folder == WAREHOUSE_DIR else (None,):
             for date in dates:
                 parts = [folder, stream, partition_dir(date)] if stream else [folder, partition_dir(date)]
                 staged = workdir.path(*parts)
-                files = _relative(staged, storage.list_files(staged))
+                sizes = storage.file_sizes(staged)
+                files = _relative(staged, list(sizes))
                 actions.append(_replace_or_delete(staged, storage.join(out, *parts), files))
+                rows = stats.get("rows_written", {}).get(stream, {}).get(date, 0) if stream else 0
+                if rows and not files:
+                    workdir.fail(f"the staged files of {'/'.join(parts)} are missing ({rows:,} rows were written); nothing was published")
+                if files:
+                    target = written["warehouse"].setdefault(stream, {}) if stream else written["duplicates"]
+                    target[date] = sum(sizes.values())
                 if stream and files:
-                    rows = stats.get("rows_written", {}).get(stream, {}).get(date, 0)
                     partitions.append({"stream": stream, "dt": date, "rows": rows, "path": "/".join(parts), "files": files})
     staged_rejects = workdir.path(REJECTS_DIR)
-    actions.append(
-        _replace_or_delete(staged_rejects, storage.join(out, REJECTS_DIR), _relative(staged_rejects, storage.list_files(staged_rejects)))
-    )
+    reject_sizes = storage.file_sizes(staged_rejects)
+    written["rejects"] = sum(reject_sizes.values())
+    actions.append(_replace_or_delete(staged_rejects, storage.join(out, REJECTS_DIR), _relative(staged_rejects, list(reject_sizes))))
     if info.packages:
-        actions.extend(_package_actions(workdir, out, info.site, dates, stats.get("packages", {})))
-    manifest = build(stats, info, _now(), dates, partitions)
+        packages = stats.get("packages", {})
+        for rel, entry in packages.items():
+            if not storage.exists(workdir.path(*rel.split("/"))):
+                workdir.fail(f"the staged package {rel} is missing; nothing was published")
+            written["packages"][entry["date"]] = written["packages"].get(entry["date"], 0) + entry["bytes"]
+        actions.extend(_package_actions(workdir, out, info.site, dates, packages))
+    manifest = build(stats, info, _now(), dates, partitions, written)
     _check(workdir, manifest, info)
     data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
     actions.append({"op": "write", "dst": storage.join(out, RUNS_DIR, f"{info.run_id}.json"), "data": data.decode()})
     actions.append({"op": "write", "dst": storage.join(out, MANIFEST_NAME), "data": data.decode()})
-    plan = {"run_id": info.run_id, "output": out, "workdir": workdir.root, "actions": actions, "manifest": manifest}
-    storage.write_atomic(journal, json.dumps(plan).encode())
-    apply_plan(plan)
-    return manifest
+    return {"run_id": info.run_id, "output": out, "workdir": workdir.root, "actions": actions, "manifest": manifest}
+
+
+def _published(info: RunInfo) -> dict | None:
+    """The run's manifest when the run is already published (by another attempt), else None."""
+    try:
+        manifest = json.loads(storage.read_bytes(storage.join(info.output, MANIFEST_NAME)))
+    except (OSError, ValueError, TrackpipeError):
+        return None
+    return manifest if manifest.get("run_id") == info.run_id else None
+
+
+HEARTBEAT = "_publish.alive"
+HEARTBEAT_SECONDS = 2.0
+STALE_SECONDS = 30.0
+
+
+class _Heartbeat:
+    """While a publisher applies its journal, it rewrites `_publish.alive` every few seconds."""
+
+    def __init__(self, workdir: WorkDir):
+        self._path = workdir.path(HEARTBEAT)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="trackpipe-publish-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.is_set():
+            try:
+                storage.write_atomic(self._path, str(time.time()).encode())
+            except (OSError, TrackpipeError):
+                pass  # the work folder is being removed at the end of the publish
+            self._stop.wait(HEARTBEAT_SECONDS)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _wait_or_take_over(workdir: WorkDir, info: RunInfo, journal: str) -> dict | None:
+    """Another attempt owns the journal: wait while its heartbeat lives; return the published
+    manifest, or finish the journal once the owner is gone (None: look again)."""
+    while True:
+        done = _published(info)
+        if done is not None:
+            return done
+        try:
+            beat = float(storage.read_bytes(workdir.path(HEARTBEAT)))
+        except (OSError, ValueError, TrackpipeError):
+            beat = 0.0
+        if time.time() - beat > STALE_SECONDS:
+            try:
+                plan = json.loads(storage.read_bytes(journal))
+            except (OSError, TrackpipeError):
+                return None  # finished and removed meanwhile: look again
+            except ValueError:
+                plan = None
+            if plan is None:
+                workdir.fail("the publish journal of this run is unreadable; nothing more was published")
+            with _Heartbeat(workdir):
+                apply_plan(plan)
+            return plan["manifest"]
+        time.sleep(HEARTBEAT_SECONDS)
 
 
 def _check(workdir: WorkDir, manifest: dict, info: RunInfo) -> None:

@@ -134,3 +134,9 @@ def _check_then_write(path: str, data: bytes) -> bool:
         return False
     storage.write_bytes(path, data)
     return True
+
+
+def create_exclusive(path: str, data: bytes) -> bool:
+    """Create a small file only if none exists, atomically (local O_EXCL, or the object store's
+    conditional create). False when it exists."""
+    return _create_exclusive(path, data)
