@@ -624,3 +624,31 @@ def save_readme_screenshot(html_path: str, png: Path = ROOT / "docs" / "report-s
         page.goto(Path(html_path).resolve().as_uri())
         png.write_bytes(page.screenshot(clip={"x": 0, "y": 0, "width": 1280, "height": height}))
         browser.close()
+
+
+@pytest.mark.slow
+def test_storage_section_shows_the_bytes_each_day_costs(runs):
+    """The limits question: bytes written per output kind and day, and the raw-to-stored ratio,
+    exactly as the manifest records them (which the files on disk add up to)."""
+    out = runs[0]
+    m = _manifest(out)
+    written = m["bytes_written"]
+    on_disk = sum(
+        p.stat().st_size
+        for sub in ("warehouse", "duplicates", "rejects", "research_package")
+        for p in (out / sub).rglob("*")
+        if p.is_file()
+    )
+    recorded = sum(sum(d.values()) for d in written["warehouse"].values()) + sum(written["duplicates"].values())
+    recorded += written["rejects"] + sum(written["packages"].values())
+    package_manifests = sum(p.stat().st_size for p in (out / "research_package").rglob("MANIFEST-*.json"))
+    assert recorded == on_disk - package_manifests
+    assert m["bytes_read"] == sum(i["bytes"] for i in m["inputs"])
+    page = Path(report.write_report(str(out))).read_text()
+    section = page[page.index('id="storage"') :]
+    bars = dict(re.findall(r'data-key="([^"]+)" data-value="(\d+)"', section[: section.index("</svg>")]))
+    for day, n in written["duplicates"].items():
+        assert int(bars[f"{day}/duplicates"]) == n
+    for day in written["warehouse"]["research"]:
+        assert int(bars[f"{day}/warehouse"]) == sum(days.get(day, 0) for days in written["warehouse"].values())
+    assert f'<b class="ratio">{(recorded) / m["bytes_read"]:.2f}</b>' in section

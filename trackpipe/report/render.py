@@ -74,6 +74,7 @@ def render(run: rd.RunData, other: rd.RunData | None = None) -> str:
         "duplicates": sections.duplicates(run, cmp),
         "rejects": sections.rejects(run, cmp),
         "packages": sections.packages(run, cmp),
+        "storage": sections.storage(run, cmp),
         "inputs": sections.inputs(run),
     }
     page = environment().get_template(PAGE_TEMPLATE)

@@ -325,6 +325,44 @@ def packages(run: rd.RunData, cmp: Compare | None) -> dict | None:
     }
 
 
+STORAGE_COLORS = {"warehouse": "#59a14f", "duplicates": "#e0a800", "rejects": "#e15759", "packages": "#4e79a7"}
+
+
+def storage(run: rd.RunData, cmp: Compare | None) -> dict | None:
+    """What each day costs to keep: bytes written per output kind and day (the manifest's
+    `bytes_written`), beside the raw bytes read."""
+    m = run.manifest
+    written = m.get("bytes_written")
+    if not written:
+        return None  # a manifest from before trackpipe recorded it
+    per_kind: dict[str, dict[str, int]] = {
+        "warehouse": {},
+        "duplicates": dict(written.get("duplicates") or {}),
+        "packages": dict(written.get("packages") or {}),
+    }
+    for days in (written.get("warehouse") or {}).values():
+        for day, n in days.items():
+            per_kind["warehouse"][day] = per_kind["warehouse"].get(day, 0) + n
+    bars = [
+        Bar(f"{day}/{kind}", f"{day} \u00b7 {kind}", days[day], STORAGE_COLORS[kind], compared=False, title=f"{kind}, dt={day}")
+        for day in sorted({d for days in per_kind.values() for d in days})
+        for kind, days in per_kind.items()
+        if days.get(day)
+    ]
+    stored = sum(sum(days.values()) for days in per_kind.values()) + int(written.get("rejects") or 0)
+    read = int(m.get("bytes_read") or 0)
+    legend = [(STORAGE_COLORS[k], k, fmt_bytes(sum(days.values()))) for k, days in per_kind.items()]
+    legend.append((STORAGE_COLORS["rejects"], "rejects", fmt_bytes(int(written.get("rejects") or 0))))
+    chart = bar_chart("storage", bars, compared=False, heading="Bytes written per day and output", label_w=300, fmt=fmt_bytes)
+    return {
+        "chart": chart,
+        "legend": legend,
+        "read": read,
+        "stored": stored,
+        "ratio": f"{stored / read:.2f}" if read else DASH,
+    }
+
+
 def inputs(run: rd.RunData) -> dict:
     files = run.manifest.get("inputs") or []
     shown = [(f.get("path"), f.get("lines") or 0, f.get("bytes") or 0) for f in files[:INPUT_ROWS]]

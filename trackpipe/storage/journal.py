@@ -76,7 +76,7 @@ def publish(workdir: WorkDir, stats: dict, info: RunInfo) -> dict:
         beat = _Heartbeat(workdir)  # beating before the journal exists: no waiter takes a fresh journal for stale
         with beat:
             if create_exclusive(journal, json.dumps(plan).encode()):
-                apply_plan(plan)
+                apply_plan(plan, before_cleanup=beat.stop)
                 return plan["manifest"]
 
 
@@ -155,9 +155,13 @@ class _Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def _wait_or_take_over(workdir: WorkDir, info: RunInfo, journal: str) -> dict | None:
@@ -180,8 +184,8 @@ def _wait_or_take_over(workdir: WorkDir, info: RunInfo, journal: str) -> dict | 
                 plan = None
             if plan is None:
                 workdir.fail("the publish journal of this run is unreadable; nothing more was published")
-            with _Heartbeat(workdir):
-                apply_plan(plan)
+            with _Heartbeat(workdir) as beat:
+                apply_plan(plan, before_cleanup=beat.stop)
             return plan["manifest"]
         time.sleep(HEARTBEAT_SECONDS)
 
@@ -238,7 +242,9 @@ def _package_actions(workdir: WorkDir, out: str, site: str, dates: list[str], pa
     return actions
 
 
-def apply_plan(plan: dict) -> None:
+def apply_plan(plan: dict, before_cleanup=None) -> None:
+    """Apply a publish journal's actions in order (each is idempotent, so a replay after a
+    partial replay is fine), then remove the run's work folder (`before_cleanup` runs first)."""
     trash = storage.join(plan["workdir"], "_trash")
     output = plan.get("output") or plan["manifest"]["options"]["output"]
     for action in plan["actions"]:  # every move stays inside the output, before anything moves
@@ -261,6 +267,8 @@ def apply_plan(plan: dict) -> None:
             storage.write_atomic(action["dst"], action["data"].encode())
         else:
             raise ValueError(f"unknown publish action {op!r}")
+    if before_cleanup is not None:
+        before_cleanup()
     storage.delete_tree(plan["workdir"])
 
 
