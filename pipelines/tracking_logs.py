@@ -31,7 +31,7 @@ from transforms.write import PACKAGE_FRAGMENTS, WritePartitions, WriteRejectsFn
 def build(p: beam.Pipeline, job: Job) -> None:
     config, workdir = job.config, job.workdir
     files = p | "ListInputs" >> ListInputFiles(list(job.inputs), workdir)
-    staged = files | "ReadAndStage" >> ReadAndStage(config, workdir, job.shards, job.skip_corrupt, job.retired)
+    staged = files | "ReadAndStage" >> ReadAndStage(config, workdir, job.shards, job.skip_corrupt, job.retired, keep_raw=job.packages)
     decisions = staged[FINGERPRINTS] | "Deduplicate" >> DeduplicateEvents(config.dedup.window_seconds)
     written = {
         "chunks": staged["chunks"],

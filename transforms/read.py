@@ -247,12 +247,15 @@ class ReadAndStageFn(beam.DoFn):
     (FINGERPRINTS), reject batches (REJECTS), lines per range of split files (RANGE_LINES) and
     statistics (STATS). Events of retired learners are dropped here, only counted."""
 
-    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool, retired: RetiredUsers | None = None):
+    def __init__(
+        self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool, retired: RetiredUsers | None = None, keep_raw: bool = True
+    ):
         self._config = config
         self._workdir = workdir
         self._shards = shards
         self._skip_corrupt = skip_corrupt
         self._retired = retired
+        self._keep_raw = keep_raw  # research packages need the raw lines; nothing else does
         self._parser = None
 
     def setup(self):
@@ -288,6 +291,7 @@ class ReadAndStageFn(beam.DoFn):
             read.reject_line_chars,
             open_sink=self._open_sink,
             start=piece.start,
+            keep_raw=self._keep_raw,
         )
         lines = 0
         chunks = 0
@@ -361,10 +365,12 @@ class ReadAndStage(beam.PTransform):
     """InputFile -> {"chunks": ChunkRef, FINGERPRINTS, REJECTS, RANGE_LINES, STATS}: big files
     are planned into ranges, the ranges spread over the workers, each read, parsed and staged."""
 
-    def __init__(self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool, retired: RetiredUsers | None = None):
+    def __init__(
+        self, config: Config, workdir: WorkDir, shards: int, skip_corrupt: bool, retired: RetiredUsers | None = None, keep_raw: bool = True
+    ):
         super().__init__()
         self._plan = PlanReadsFn(config, workdir, skip_corrupt)
-        self._fn = ReadAndStageFn(config, workdir, shards, skip_corrupt, retired)
+        self._fn = ReadAndStageFn(config, workdir, shards, skip_corrupt, retired, keep_raw)
 
     def expand(self, files):
         planned = files | "PlanReads" >> beam.ParDo(self._plan).with_outputs(STATS, main="ranges")

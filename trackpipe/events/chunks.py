@@ -97,7 +97,15 @@ class ChunkBuilder:
     BATCH_ROWS = 16_384
 
     def __init__(
-        self, parser: LineParser, source_file: str, chunk_lines: int, chunk_bytes: int, reject_chars: int, open_sink=None, start: int = 0
+        self,
+        parser: LineParser,
+        source_file: str,
+        chunk_lines: int,
+        chunk_bytes: int,
+        reject_chars: int,
+        open_sink=None,
+        start: int = 0,
+        keep_raw: bool = True,
     ):
         """`open_sink(chunk key)`, when given, returns a writer (`.path`, `.write(table)`,
         `.close()`) that receives each record batch as soon as it is built: the chunk is
@@ -107,6 +115,9 @@ class ChunkBuilder:
         self._parser = parser
         self._source = source_file
         self._start = start  # the byte offset of the range of the file these lines come from
+        # The raw lines are staged only for research packages; without packages the column stays
+        # empty, which halves what a chunk writes to and reads from the scratch folder.
+        self._keep_raw = keep_raw
         self._max_lines = chunk_lines
         self._max_bytes = chunk_bytes
         self._reject_chars = reject_chars
@@ -190,6 +201,8 @@ class ChunkBuilder:
                 arrays.append(hex_ids(fps["ex_hi"], fps["ex_lo"]))
             elif f.name == "source_file":
                 arrays.append(pa.repeat(pa.scalar(self._source, f.type), n))
+            elif f.name == "raw" and not self._keep_raw:
+                arrays.append(pa.Array.from_buffers(f.type, n, [None, pa.py_buffer(np.zeros(n + 1, np.int32)), pa.py_buffer(b"")]))
             elif f.name in ("raw", "event", "context"):  # bytes: raw as it came, JSON text as UTF-8
                 arrays.append(binary_array(by_name[f.name], f.type))
             elif f.name == "line_number":
