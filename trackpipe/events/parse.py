@@ -263,24 +263,10 @@ class LineParser:
             username = username.strip()
         elif username is not None:
             username = _text(username)
-        session = get("session")
-        if session is not None and session.__class__ is not str:
-            session = _text(session)
-        ip = get("ip")
-        if ip is not None and ip.__class__ is not str:
-            ip = _text(ip)
-        agent = get("agent")
-        if agent is not None and agent.__class__ is not str:
-            agent = _text(agent)
-        host = get("host")
-        if host is not None and host.__class__ is not str:
-            host = _text(host)
-        referer = get("referer")
-        if referer is not None and referer.__class__ is not str:
-            referer = _text(referer)
-        language = get("accept_language")
-        if language is not None and language.__class__ is not str:
-            language = _text(language)
+        session, ip, agent, host, referer, language = [
+            v if v is None or v.__class__ is str else _text(v)
+            for v in (get("session"), get("ip"), get("agent"), get("host"), get("referer"), get("accept_language"))
+        ]
         payload = get("event")
         if payload is None or payload.__class__ is str:
             event_bytes = None
