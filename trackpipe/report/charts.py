@@ -25,6 +25,8 @@ OUTCOME_COLORS = {
     "rejected": "#e15759",
     "blank_lines": "#a5acaf",
     "outside_selected_dates": "#9c755f",
+    "retired": "#b07aa1",
+    "expired": "#bab0ac",
 }
 KIND_COLORS = {"exact": "#e0a800", "client_resend": "#f6d365"}
 STREAM_COLORS = {"research": "#59a14f", "internal_bi": "#8cd17d"}
@@ -245,7 +247,9 @@ def waterfall(rec: dict, other: dict | None) -> Waterfall:
     names = dict(rd.RECONCILIATION_PARTS)
     parts = [("lines_read", "lines read", 0, total)]
     left = total
-    for key in ("blank_lines", "rejected", "duplicates_removed", "outside_selected_dates"):
+    for key in ("blank_lines", "rejected", "duplicates_removed", "outside_selected_dates", *rd.OPTIONAL_PARTS):
+        if key in rd.OPTIONAL_PARTS and not (rec.get(key) or (other or {}).get(key)):
+            continue
         n = rec.get(key, 0)
         parts.append((key, "\u2212 " + names[key], left - n, n))
         left -= n

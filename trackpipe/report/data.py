@@ -355,7 +355,11 @@ RECONCILIATION_PARTS = [
     ("rejected", "rejected"),
     ("blank_lines", "blank lines"),
     ("outside_selected_dates", "outside selected days"),
+    ("retired", "retired learners"),
+    ("expired", "expired by retention"),
 ]
+# Ways out of the reconciliation that only some runs have: shown when either run has them.
+OPTIONAL_PARTS = ("retired", "expired")
 
 
 def rows_by_stream_day(manifest: dict) -> dict[tuple[str, str], int]:
