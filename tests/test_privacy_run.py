@@ -134,6 +134,10 @@ def test_retired_learners_are_dropped_at_parse_time_and_counted(tmp_path):
     assert b"alice" not in everything and b"bob" not in everything and b"carol" not in everything
     assert "retired learners" in result.stdout and "5 lines dropped" in result.stdout
     assert "alice" not in json.dumps(m)  # the list itself is not recorded in clear
+    run_cli("report", str(out))
+    page = (out / "report.html").read_text()
+    assert '<g class="row" data-key="retired" data-value="5"' in page  # the waterfall still adds up
+    assert 'data-key="expired"' not in page
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The `trackpipe` command: run, load, generate, report.
+"""The `trackpipe` command: run, load, generate, report, forget, expire.
 
 Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
 """
@@ -16,6 +16,8 @@ COMMANDS = {
     "load": "Load a run's partitions into a warehouse (DuckDB, PostgreSQL), or emit Vertica SQL.",
     "generate": "Generate realistic, deliberately faulty raw tracking logs and their expected counts.",
     "report": "Write a self-contained HTML data-quality report of a run's output.",
+    "forget": "Retire learners from everything an output has published (and from named warehouses).",
+    "expire": "Remove the days, packages and run records older than the retention config.",
 }
 
 
@@ -58,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         from trackpipe.report.render import main as report_main
 
         return report_main(rest)
+    if command == "forget":
+        from trackpipe.privacy.commands import forget_main
+
+        return forget_main(rest)
+    if command == "expire":
+        from trackpipe.privacy.commands import expire_main
+
+        return expire_main(rest)
     return 2
 
 

@@ -4,7 +4,11 @@ exports give both; either may be empty on a line)."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
+import os
+from dataclasses import dataclass
 
 from trackpipe import storage
 from trackpipe.errors import ConfigError, TrackpipeError
@@ -40,3 +44,50 @@ def load_retired(path: str | None) -> RetiredUsers:
     if not path:
         return RetiredUsers()
     return RetiredUsers.of(*read_retired(path))
+
+
+@dataclass(frozen=True)
+class RetiredList:
+    """The retired learners in clear, for `trackpipe forget` only: held in memory while it runs,
+    never written (the retirement record keeps salted hashes, `salted_hashes`)."""
+
+    usernames: tuple[str, ...] = ()  # trimmed, unique, sorted
+    user_ids: tuple[str, ...] = ()  # decimal text (normal_user_id), unique, sorted
+
+    @classmethod
+    def of(cls, usernames, user_ids) -> RetiredList:
+        names = sorted({n.strip() for n in usernames if n and n.strip()})
+        ids = sorted({i for i in (normal_user_id(v) for v in user_ids) if i is not None}, key=lambda t: (len(t), t))
+        return cls(tuple(names), tuple(ids))
+
+    def __bool__(self) -> bool:
+        return bool(self.usernames or self.user_ids)
+
+    def rule(self) -> RetiredUsers:
+        """The matching rule (trackpipe.events.retirement) for events as logged."""
+        return RetiredUsers.of(self.usernames, self.user_ids)
+
+    def pseudonymised(self, pseudonymiser) -> RetiredList:
+        """The same learners as they appear in a pseudonymised research package (the org's
+        pseudonyms, trackpipe.events.pseudonyms.Pseudonymiser)."""
+        return RetiredList.of([pseudonymiser.username(n) for n in self.usernames], [str(pseudonymiser.user_id(i)) for i in self.user_ids])
+
+    def salted_hashes(self) -> dict:
+        """The learners as salted hashes, for the retirement record: anyone holding a username or
+        id can check whether it was in the list; nobody can read the list back."""
+        salt = os.urandom(16)
+
+        def digest(kind: str, value: str) -> str:
+            return hmac.new(salt, f"{kind}:{value}".encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+        return {
+            "algorithm": "HMAC-SHA256(key=salt, message='username:<name>' or 'user_id:<decimal id>')",
+            "salt": salt.hex(),
+            "usernames": sorted(digest("username", n) for n in self.usernames),
+            "user_ids": sorted(digest("user_id", i) for i in self.user_ids),
+        }
+
+
+def read_list(path: str) -> RetiredList:
+    """The retired-users CSV as a RetiredList (a bad file stops with one line naming it)."""
+    return RetiredList.of(*read_retired(path))

@@ -27,6 +27,7 @@ OUTCOME_COLORS = {
     "outside_selected_dates": "#9c755f",
     "retired": "#b07aa1",
     "expired": "#bab0ac",
+    "forgotten": "#76b7b2",
 }
 KIND_COLORS = {"exact": "#e0a800", "client_resend": "#f6d365"}
 STREAM_COLORS = {"research": "#59a14f", "internal_bi": "#8cd17d"}

@@ -357,9 +357,10 @@ RECONCILIATION_PARTS = [
     ("outside_selected_dates", "outside selected days"),
     ("retired", "retired learners"),
     ("expired", "expired by retention"),
+    ("forgotten", "forgotten (trackpipe forget)"),
 ]
 # Ways out of the reconciliation that only some runs have: shown when either run has them.
-OPTIONAL_PARTS = ("retired", "expired")
+OPTIONAL_PARTS = ("retired", "expired", "forgotten")
 
 
 def rows_by_stream_day(manifest: dict) -> dict[tuple[str, str], int]:

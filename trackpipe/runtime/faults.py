@@ -2,7 +2,10 @@
 
 `TRACKPIPE_TEST_PAUSE="read=2,publish=0.2"` sleeps 2 s before each input file is read and
 0.2 s before each publish action. Unset (always, outside tests) it costs one dict lookup.
-Points: read (per input file), before_publish (once), publish (per publish action).
+Points: read (per input file), before_publish (once), publish (per publish action, also the
+journal actions of `trackpipe forget` and `trackpipe expire`), stage (per file forget writes
+again into its staging folder), warehouse (before each warehouse transaction of forget and
+expire).
 """
 
 from __future__ import annotations
