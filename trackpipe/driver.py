@@ -165,17 +165,10 @@ def _pseudonym_key_source(config: Config, packages: bool) -> KeySource | None:
 
 
 def preflight(job: Job) -> None:
-    """Check object-store buckets and credentials before anything runs or is written, so a
-    missing bucket, refused credentials or an unreachable endpoint give one clear line."""
-    from trackpipe.storage.s3_settings import check_bucket
-
-    checked = set()
-    for url in (job.info.output, *job.inputs):
-        if url.startswith("s3://"):
-            bucket = url.split("/")[2]
-            if bucket not in checked:
-                checked.add(bucket)
-                check_bucket(url)
+    """Check object-store buckets (s3://, gs://), endpoints and credentials before anything runs
+    or is written, so a missing bucket, refused credentials or an unreachable endpoint give one
+    clear line."""
+    storage.check_buckets([job.info.output, *job.inputs, job.workdir.scratch])
 
 
 def execute(job: Job, pipeline_options, build) -> dict:

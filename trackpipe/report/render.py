@@ -32,7 +32,7 @@ from trackpipe.report import sections
 from trackpipe.report.changes import Compare
 from trackpipe.report.charts import BIG_BACKGROUND, PREV_COLOR
 from trackpipe.report.formatting import fmt_bytes, fmt_change, fmt_int
-from trackpipe.storage.s3_settings import add_arguments as add_s3_arguments
+from trackpipe.storage.object_stores import add_arguments as add_store_arguments
 
 __all__ = ["REPORT_NAME", "fmt_change", "main", "render", "write_report"]
 
@@ -107,21 +107,22 @@ def _parser() -> argparse.ArgumentParser:
         prog="trackpipe report",
         description="Write a self-contained HTML data-quality report of a run's output: rows per hour and event source, "
         "duplicates, rejects with masked examples, rows per stream and day, research packages and the reconciliation. "
-        "Reads the manifest and the outputs only (local folder or s3:// URL).",
+        "Reads the manifest and the outputs only (local folder, s3:// or gs:// URL).",
     )
     parser.add_argument("output", metavar="OUT", help="the output folder of a finished `trackpipe run` (holds _manifest.json)")
     parser.add_argument("--compare", metavar="OTHER_OUT", help="another run's output folder to show beside this one, with the changes")
     parser.add_argument("--html", metavar="FILE", help=f"where to write the page (default: OUT/{REPORT_NAME})")
-    add_s3_arguments(parser)
+    add_store_arguments(parser)
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from trackpipe.storage.s3_settings import configure_from_args
+        from trackpipe.storage.object_stores import configure_from_args
 
         configure_from_args(args)
+        storage.check_buckets([args.output, args.compare, args.html])
         path = write_report(args.output, args.html, args.compare)
     except TrackpipeError as exc:
         if os.environ.get("TRACKPIPE_DEBUG"):

@@ -1,10 +1,10 @@
 """Files on local disk or in an object store, behind one small set of functions.
 
 - Local paths use the OS directly (fast; directory renames are atomic).
-- `s3://` uses trackpipe.storage.s3: one cached boto3 client per process, with the settings of
-  trackpipe.storage.s3_settings (Beam's S3 options or the AWS variables).
-- Any other URL (`gs://`, ...) goes through Beam's FileSystems, so whatever Beam can read
-  works too.
+- `s3://` and `gs://` use trackpipe.storage.object_stores: pyarrow's filesystems, one per
+  process, with the settings of trackpipe.storage.s3_settings (Beam's S3 options or the AWS
+  variables) and trackpipe.storage.gcs_settings (the Google variables).
+- Any other URL goes through Beam's FileSystems, so whatever else Beam can read works too.
 Object stores have no folders and no rename: "folders" are key prefixes, and moving means
 copying then deleting (see trackpipe.storage.journal for how partitions are still replaced whole).
 """
@@ -18,15 +18,16 @@ import shutil
 from typing import BinaryIO
 
 from trackpipe.errors import TrackpipeError, UnsafePathError
-from trackpipe.storage import s3 as s3store
+from trackpipe.storage import object_stores
 
 
 def is_remote(path: str) -> bool:
     return "://" in path
 
 
-def _is_s3(path: str) -> bool:
-    return path.startswith("s3://")
+def _in_object_store(path: str) -> bool:
+    """S3 or Cloud Storage, served by trackpipe.storage.object_stores."""
+    return object_stores.is_object_store(path)
 
 
 def join(base: str, *parts: str) -> str:
@@ -78,6 +79,13 @@ def check_inside(path: str, root: str) -> str:
     return path
 
 
+def check_buckets(urls) -> None:
+    """Fail with one clear line unless the bucket of every object-store URL among `urls` exists,
+    its endpoint answers and the credentials work (local paths are skipped). Callers run it
+    before writing anything."""
+    object_stores.check_buckets(urls)
+
+
 def _fs():
     from apache_beam.io.filesystems import FileSystems
 
@@ -95,8 +103,8 @@ def open_read(path: str) -> BinaryIO:
     """A binary stream of the file's bytes as stored (no decompression)."""
     if not is_remote(path):
         return open(path, "rb")
-    if _is_s3(path):
-        return s3store.open_read(path)
+    if _in_object_store(path):
+        return object_stores.open_read(path)
     from apache_beam.io.filesystem import CompressionTypes
 
     return _beam_errors(_fs().open, path, path, "application/octet-stream", CompressionTypes.UNCOMPRESSED)
@@ -107,8 +115,8 @@ def open_write(path: str) -> BinaryIO:
     if not is_remote(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         return open(path, "wb")
-    if _is_s3(path):
-        return s3store.open_write(path)
+    if _in_object_store(path):
+        return object_stores.open_write(path)
     from apache_beam.io.filesystem import CompressionTypes
 
     return _beam_errors(_fs().create, path, path, "application/octet-stream", CompressionTypes.UNCOMPRESSED)
@@ -145,8 +153,8 @@ def exists(path: str) -> bool:
     """A file, or a folder (a key prefix with objects under it)."""
     if not is_remote(path):
         return os.path.exists(path)
-    if _is_s3(path):
-        return s3store.exists(path)
+    if _in_object_store(path):
+        return object_stores.exists(path)
     return _beam_errors(_fs().exists, path, path) or bool(list_files(path))
 
 
@@ -158,8 +166,8 @@ def list_files(prefix: str) -> list[str]:
             found.extend(os.path.join(root, name) for name in files)
         return sorted(found)
     base = prefix.rstrip("/") + "/"
-    if _is_s3(prefix):
-        return [url for url, _size in s3store.list_files(base)]
+    if _in_object_store(prefix):
+        return [url for url, _size in object_stores.list_files(base)]
     result = _beam_errors(_fs().match, prefix, [base + "**"])[0]
     return sorted(m.path for m in result.metadata_list)
 
@@ -169,8 +177,8 @@ def file_sizes(prefix: str) -> dict[str, int]:
     if not is_remote(prefix):
         return {path: os.path.getsize(path) for path in list_files(prefix)}
     base = prefix.rstrip("/") + "/"
-    if _is_s3(prefix):
-        return dict(s3store.list_files(base))
+    if _in_object_store(prefix):
+        return dict(object_stores.list_files(base))
     result = _beam_errors(_fs().match, prefix, [base + "**"])[0]
     return {m.path: m.size_in_bytes for m in result.metadata_list}
 
@@ -181,8 +189,8 @@ def match(pattern: str) -> list[tuple[str, int]]:
     if not is_remote(pattern):
         paths = glob.glob(pattern, recursive=True)
         return sorted((p, os.path.getsize(p)) for p in paths if os.path.isfile(p))
-    if _is_s3(pattern):
-        return s3store.match(pattern)
+    if _in_object_store(pattern):
+        return object_stores.match(pattern)
     result = _beam_errors(_fs().match, pattern, [pattern])[0]
     return sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
 
@@ -195,8 +203,8 @@ def delete_files(paths: list[str]) -> None:
     if not is_remote(paths[0]):
         for path in paths:
             delete_file(path)
-    elif _is_s3(paths[0]):
-        s3store.delete_files(paths)
+    elif _in_object_store(paths[0]):
+        object_stores.delete_files(paths)
     else:
         _beam_errors(_fs().delete, paths[0], paths)
 
@@ -222,7 +230,9 @@ def delete_file(path: str) -> None:
         except FileNotFoundError:
             pass
         return
-    if exists(path):
+    if _in_object_store(path):
+        delete_files([path])  # deleting a missing object is fine there: no look first
+    elif exists(path):
         delete_files([path])
 
 
@@ -231,8 +241,8 @@ def copy_file(src: str, dst: str) -> None:
     if not is_remote(src) and not is_remote(dst):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copyfile(src, dst)
-    elif _is_s3(src) and _is_s3(dst):
-        s3store.copy(src, dst)
+    elif _in_object_store(src) and src.split("://")[0] == dst.split("://")[0]:
+        object_stores.copy(src, dst)
     elif is_remote(src) and src.split("://")[0] == dst.split("://")[0]:
         _beam_errors(_fs().copy, src, [src], [dst])
     else:
@@ -259,6 +269,8 @@ def open_arrow_input(path: str, stream: bool = False):
         return pa.OSFile(path, "r") if stream else pa.memory_map(path, "r")
     if stream:
         return pa.BufferReader(read_bytes(path))
+    if _in_object_store(path):
+        return object_stores.open_arrow_input(path)
     return pa.PythonFile(open_read(path), mode="r")
 
 

@@ -2,8 +2,12 @@
 
 Taken before anything is written, released at the end (also on failure). A lock whose owner is
 a dead process on this same host is stale and taken over with a warning; otherwise a second run
-refuses, naming the owner, so two runs never interleave partitions. On local disk the lock file
-is created with O_EXCL; on S3 with a conditional PUT (If-None-Match: *), which is atomic too.
+refuses, naming the owner, so two runs never interleave partitions. The lock file is created
+atomically: on local disk with O_EXCL, on S3 with a conditional PUT (If-None-Match: *), on Cloud
+Storage with an upload conditional on ifGenerationMatch=0. Those two are the stores' own SDK
+calls (boto3, google-cloud-storage), here and nowhere else: pyarrow.fs, which does the rest of
+the object-store I/O (trackpipe.storage.object_stores), has no conditional create. The publish
+journal is created the same way (`create_exclusive`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import socket
 import sys
 
 from trackpipe import storage
-from trackpipe.errors import LockedError
+from trackpipe.errors import LockedError, TrackpipeError
 from trackpipe.events.layout import LOCK_NAME
+from trackpipe.storage import gcs_settings, object_stores
 
 log = logging.getLogger("trackpipe")
 
@@ -93,9 +98,7 @@ class OutputLock:
 
 def _create_exclusive(path: str, data: bytes) -> bool:
     if path.startswith("s3://"):
-        from trackpipe.storage.s3_settings import put_if_absent
-
-        return put_if_absent(path, data)
+        return _s3_create_if_absent(path, data)
     if path.startswith("gs://"):
         return _gcs_create_if_absent(path, data)
     if storage.is_remote(path):
@@ -110,19 +113,37 @@ def _create_exclusive(path: str, data: bytes) -> bool:
     return True
 
 
+def _s3_create_if_absent(path: str, data: bytes) -> bool:
+    """S3: a PUT with If-None-Match: * succeeds only if no object has the key (atomic)."""
+    from botocore.exceptions import ClientError
+
+    _scheme, bucket, key = object_stores.split(path)
+    try:
+        object_stores.sdk_client("s3").put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+            return False
+        raise TrackpipeError(object_stores.explain(exc, path)) from None
+    except Exception as exc:  # noqa: BLE001 - every other failure is one line naming the URL
+        raise TrackpipeError(object_stores.explain(exc, path)) from None
+    return True
+
+
 def _gcs_create_if_absent(path: str, data: bytes) -> bool:
-    """Cloud Storage: an upload with if_generation_match=0 succeeds only if the object does not
-    exist (atomic). Needs google-cloud-storage, which Dataflow's environment has."""
+    """Cloud Storage: an upload with ifGenerationMatch=0 succeeds only if the object does not
+    exist (atomic). google-cloud-storage sends small data as one multipart upload, which is
+    also where fake-gcs-server honours the precondition."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    _scheme, bucket, key = object_stores.split(path)
+    blob = object_stores.sdk_client("gs").bucket(bucket).blob(key)
     try:
-        from google.api_core.exceptions import PreconditionFailed
-        from google.cloud import storage as gcs
-    except ImportError:
-        return _check_then_write(path, data)
-    bucket, _, key = path[len("gs://") :].partition("/")
-    try:
-        gcs.Client().bucket(bucket).blob(key).upload_from_string(data, if_generation_match=0)
+        blob.upload_from_string(data, if_generation_match=0, retry=gcs_settings.retry(), timeout=gcs_settings.TIMEOUT)
     except PreconditionFailed:
         return False
+    except Exception as exc:  # noqa: BLE001 - every other failure is one line naming the URL
+        raise TrackpipeError(object_stores.explain(exc, path)) from None
     return True
 
 

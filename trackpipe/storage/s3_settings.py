@@ -1,4 +1,4 @@
-"""One S3 configuration for Beam's filesystem, boto3 and smart_open.
+"""One S3 configuration for pyarrow's S3FileSystem, boto3, smart_open and Beam's filesystem.
 
 Settings come from Beam's own S3 options (`--s3_endpoint_url`, `--s3_access_key_id`,
 `--s3_secret_access_key`, `--s3_session_token`, `--s3_region_name`, `--s3_verify`,
@@ -8,6 +8,10 @@ Settings come from Beam's own S3 options (`--s3_endpoint_url`, `--s3_access_key_
 credentials). Whatever comes from the environment is also added to the Beam flags, because
 remote workers (Dataflow, Flink) receive pipeline options, not the launcher's environment.
 Secrets are redacted wherever options are recorded (`redact`).
+
+`--s3_verify` takes a CA bundle path; `--s3_verify=false` (no certificate check) is refused:
+pyarrow's S3 client (the AWS C++ SDK) always verifies TLS, so use the server's CA bundle, or
+`--s3_disable_ssl` for a plain-http endpoint such as a local test server.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ _FLAGS = {
     "s3_region_name": ("AWS_DEFAULT_REGION", "AWS_REGION"),
 }
 _SECRET_FLAGS = ("--s3_secret_access_key", "--s3_session_token")
+ATTEMPTS = 3  # tries per request (boto3 and pyarrow alike), so an unreachable endpoint fails in seconds
+READ_TIMEOUT = 15  # seconds without a byte before a try is given up (not a cap on a whole transfer)
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,10 @@ class S3Settings:
     disable_ssl: bool = False
 
     def client(self):
-        """A boto3 S3 client with exactly the settings Beam's filesystem uses."""
+        """A boto3 S3 client (for batched deletes, the lock and smart_open)."""
         import boto3
         from botocore.config import Config as BotoConfig
 
-        verify = self.verify
-        if verify is not None and verify.lower() in ("false", "0", "no"):
-            verify = False
         return boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -56,9 +59,40 @@ class S3Settings:
             aws_session_token=self.session_token,
             region_name=self.region_name,
             use_ssl=not self.disable_ssl,
-            verify=verify,
-            config=BotoConfig(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+            verify=self.ca_bundle(),
+            config=BotoConfig(retries={"total_max_attempts": ATTEMPTS, "mode": "standard"}, connect_timeout=5, read_timeout=READ_TIMEOUT),
         )
+
+    def filesystem(self):
+        """A pyarrow S3FileSystem (reads, writes, listing, copies) with the same settings."""
+        import pyarrow.fs as pafs
+
+        kwargs: dict = {
+            "region": self.region_name or "us-east-1",
+            "connect_timeout": 5,
+            "request_timeout": READ_TIMEOUT,
+            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS),
+            "allow_delayed_open": True,  # a small object is one PutObject, not a 3-request multipart upload
+            "tls_ca_file_path": self.ca_bundle(),
+        }
+        if self.access_key_id and self.secret_access_key:
+            kwargs.update(access_key=self.access_key_id, secret_key=self.secret_access_key, session_token=self.session_token)
+        if self.endpoint_url:
+            parsed = urlparse(self.endpoint_url if "://" in self.endpoint_url else "https://" + self.endpoint_url)
+            kwargs.update(endpoint_override=parsed.netloc + parsed.path.rstrip("/"), scheme=parsed.scheme)
+        if self.disable_ssl:
+            kwargs["scheme"] = "http"
+        return pafs.S3FileSystem(**kwargs)
+
+    def ca_bundle(self) -> str | None:
+        """The CA bundle of --s3_verify, None for the system's. Raises for --s3_verify=false."""
+        value = (self.verify or "").strip()
+        if value.lower() in ("false", "0", "no", "off"):
+            raise TrackpipeError(
+                "--s3_verify=false is not supported (the S3 client always checks certificates): give the server's "
+                "CA bundle with --s3_verify=/path/to/ca.pem, or --s3_disable_ssl for a plain-http endpoint"
+            )
+        return None if value.lower() in ("", "true", "1", "yes", "on") else value
 
 
 _current = S3Settings()
@@ -96,6 +130,7 @@ def configure_s3(beam_flags: list[str]) -> list[str]:
         verify=given.get("s3_verify"),
         disable_ssl=bool(given.get("s3_disable_ssl")),
     )
+    _current.ca_bundle()  # an unsupported --s3_verify fails here, before anything runs
     return list(beam_flags) + added
 
 
@@ -107,7 +142,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--s3_secret_access_key", metavar="SECRET")
     group.add_argument("--s3_session_token", metavar="TOKEN")
     group.add_argument("--s3_region_name", metavar="REGION")
-    group.add_argument("--s3_verify", metavar="BOOL_OR_CA_BUNDLE", help="false, or a CA bundle path")
+    group.add_argument("--s3_verify", metavar="CA_BUNDLE", help="a CA bundle path for the endpoint's certificate (false is not supported)")
     group.add_argument("--s3_disable_ssl", action="store_true", default=False)
 
 
@@ -158,55 +193,3 @@ def redact(flags: list[str]) -> list[str]:
 def bucket_and_key(url: str) -> tuple[str, str]:
     parsed = urlparse(url)
     return parsed.netloc, parsed.path.lstrip("/")
-
-
-def explain(exc: BaseException, url: str) -> str:
-    """A one-line reason for an S3 failure (unreachable endpoint, missing bucket, refused
-    credentials), naming the URL."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
-    bucket, _ = bucket_and_key(url)
-    text = str(exc)
-    if isinstance(exc, NoCredentialsError) or "Unable to locate credentials" in text:
-        return f"no AWS credentials for {url}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or --s3_access_key_id/--s3_secret_access_key"
-    if isinstance(exc, EndpointConnectionError) or "Could not connect to the endpoint" in text or "Connect timeout" in text:
-        endpoint = _current.endpoint_url or "the AWS S3 endpoint"
-        return f"cannot reach {endpoint} for {url}: is the endpoint right (AWS_ENDPOINT_URL / --s3_endpoint_url) and the server up?"
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    for marker in ("NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "404", "403"):
-        if not code and marker in text:
-            code = marker
-    if code in ("NoSuchBucket", "404"):
-        return f"the bucket '{bucket}' does not exist ({url})"
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        return f"S3 refused the credentials for {url} ({code}): check the access key and secret"
-    if code in ("AccessDenied", "403", "Forbidden"):
-        return f"S3 refused access to {url} (AccessDenied): check the access key, the secret and their permissions on bucket '{bucket}'"
-    return f"S3 error for {url}: {text.splitlines()[0][:300] if text else exc.__class__.__name__}"
-
-
-def check_bucket(url: str) -> None:
-    """Fail with one clear line unless the bucket of `url` exists and the credentials work."""
-    bucket, _ = bucket_and_key(url)
-    try:
-        settings().client().head_bucket(Bucket=bucket)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        raise TrackpipeError(explain(exc, url)) from None
-
-
-def put_if_absent(url: str, data: bytes) -> bool:
-    """Create an object only if it does not exist (conditional PUT, If-None-Match: *).
-    Returns False when it exists."""
-    from botocore.exceptions import ClientError
-
-    bucket, key = bucket_and_key(url)
-    try:
-        settings().client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
-            return False
-        raise TrackpipeError(explain(exc, url)) from None
-    except Exception as exc:  # noqa: BLE001
-        raise TrackpipeError(explain(exc, url)) from None
-    return True

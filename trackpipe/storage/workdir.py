@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trackpipe import storage
 from trackpipe.errors import TrackpipeError
 from trackpipe.events.layout import TMP_DIR
-from trackpipe.storage import s3_settings
+from trackpipe.storage import gcs_settings, s3_settings
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,16 @@ class WorkDir:
     s3: s3_settings.S3Settings = s3_settings.S3Settings()
     # Folder for intermediate data; None: inside the staging folder.
     scratch: str | None = None
+    # The driver's GCS settings (its Google variables, read when the job is made), likewise.
+    gcs: gcs_settings.GcsSettings = field(default_factory=gcs_settings.settings)
 
     def activate(self) -> None:
-        """Call in every DoFn's setup(): gives this worker process the run's S3 settings."""
+        """Call in every DoFn's setup(): gives this worker process the run's object-store
+        settings."""
         if self.s3 != s3_settings.S3Settings():
             s3_settings.install(self.s3)
+        if self.gcs != gcs_settings.GcsSettings():
+            gcs_settings.install(self.gcs)
 
     @property
     def root(self) -> str:

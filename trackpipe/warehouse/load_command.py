@@ -9,13 +9,14 @@ import os
 import sys
 import traceback
 
+from trackpipe import storage
 from trackpipe.config import STREAMS, Config, load_config
 from trackpipe.dates import selected_days
 from trackpipe.errors import ConfigError, TrackpipeError, first_line
 from trackpipe.events.times import day_to_date
-from trackpipe.storage.s3_settings import add_arguments as add_s3_arguments
+from trackpipe.storage.object_stores import add_arguments as add_store_arguments
 from trackpipe.warehouse.connections import parse_url, redact
-from trackpipe.warehouse.loader import DEFAULT_DB_NAME, load_output, open_warehouse
+from trackpipe.warehouse.loader import DEFAULT_DB_NAME, default_url, load_output, open_warehouse
 from trackpipe.warehouse.vertica import VERTICA_DIR, emit_vertica
 
 
@@ -40,12 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    parser.add_argument("--output", metavar="DIR", required=True, help="The trackpipe output folder to load (local or s3://).")
+    parser.add_argument("--output", metavar="DIR", required=True, help="The trackpipe output folder to load (local, s3:// or gs://).")
     parser.add_argument(
         "--warehouse",
         metavar="URL",
         help="Where to load: duckdb:///path/to/file.duckdb or postgresql://user:password@host:port/db. "
-        f"Default for a local output: duckdb:///<DIR>/{DEFAULT_DB_NAME}; required for an s3:// output.",
+        f"Default for a local output: duckdb:///<DIR>/{DEFAULT_DB_NAME}; required for an s3:// or gs:// output.",
     )
     parser.add_argument(
         "--emit-sql",
@@ -69,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="YAML config; its `warehouse` section names the tables (default: research_events, internal_bi_events, trackpipe_loads).",
     )
-    add_s3_arguments(parser)
+    add_store_arguments(parser)
     return parser
 
 
@@ -89,9 +90,12 @@ def main(argv: list[str]) -> int:
             raise ConfigError("--sql-dir goes with --emit-sql")
         config = load_config(args.config)
         dates = selected_dates(args.date, args.start_date, args.end_date)
-        from trackpipe.storage.s3_settings import configure_from_args
+        from trackpipe.storage.object_stores import configure_from_args
 
         configure_from_args(args)
+        if not args.emit_sql and not args.warehouse:
+            default_url(args.output)  # an output in a bucket needs --warehouse: said before any request
+        storage.check_buckets([args.output, args.sql_dir])
         if args.emit_sql:
             text = emit_vertica(args.output, args.sql_dir, dates=dates, config=config, streams=args.stream)
         else:

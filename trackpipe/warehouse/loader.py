@@ -5,7 +5,7 @@ A load:
 1. opens the warehouse and creates the tables when missing (DDL from trackpipe.warehouse.ddl);
 2. takes the output's lock, finishes a half-done publish (`recover`), lists the partitions
    `OUT/warehouse/<stream>/dt=<day>/part-*` and takes a private snapshot of their files in a
-   local temp folder (hard links when possible, else copies; downloads for s3:// outputs) while
+   local temp folder (hard links when possible, else copies; downloads for s3:// and gs:// outputs) while
    computing each partition's checksum, then releases the lock: the output is only locked
    while it is read;
 3. per (stream, day), in ONE transaction: deletes the day's rows, inserts the partition's rows,
@@ -55,7 +55,8 @@ def open_warehouse(url: str, config: Config, read_only: bool = False) -> Warehou
 
 def default_url(output: str) -> str:
     if storage.is_remote(output):
-        raise ConfigError("--warehouse is required for an s3:// output (the default DuckDB file lives in a local output folder)")
+        scheme = output.split("://")[0]
+        raise ConfigError(f"--warehouse is required for an {scheme}:// output (the default DuckDB file lives in a local output folder)")
     return f"duckdb:///{os.path.join(os.path.abspath(output), DEFAULT_DB_NAME).lstrip('/')}"
 
 

@@ -39,7 +39,7 @@ def vertica_script(
     """A `vsql -f` script that replaces one day of one stream in one transaction.
 
     `files` are the Parquet files as Vertica will read them (absolute paths on storage the
-    Vertica nodes can read, or s3:// URLs); no files means the day is emptied. COPY commits on
+    Vertica nodes can read, or s3:// or gs:// URLs); no files means the day is emptied. COPY commits on
     its own unless told NO COMMIT, so the DELETE, COPY and bookkeeping INSERT only become
     visible together at the final COMMIT; ON_ERROR_STOP makes vsql quit at the first error,
     which ends the session and rolls the open transaction back.
