@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install run test lint bench clean system-deps
+.PHONY: help install run test lint bench clean system-deps engines test-engines flink-up flink-down
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,20 @@ system-deps: ## Install the Debian packages the tests use (PostgreSQL, GnuPG, Ch
 run: install ## Run the main job on the sample logs in samples/ (DirectRunner), load DuckDB, write the report
 	@bash scripts/make-run.sh "$(OUT)"
 
-test: install system-deps ## Install everything, start the services the tests use, run the tests
+test: install system-deps test-engines ## Install everything, start the services the tests use, run the tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+engines: install ## Fetch Flink 1.19, Beam's Flink job server and Prism into .cache/engines (once; quick when cached)
+	@bash scripts/engines.sh fetch
+
+test-engines: engines
+	@bash scripts/engines.sh netns-tools
+
+flink-up: engines ## Start a local Flink cluster on 127.0.0.1 (REST/UI :8081, 2 slots; idempotent)
+	@bash scripts/engines.sh flink-up
+
+flink-down: ## Stop the local Flink cluster (idempotent)
+	@bash scripts/engines.sh flink-down
 
 lint: install ## ruff
 	$(BIN)/ruff check .

@@ -29,7 +29,7 @@ import pytest
 from tests.helpers import ROOT, files_under, manifest, run_cli
 from trackpipe.generator.generate import generate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.gcs]
 
 COUNTS = ("lines_read", "blank_lines", "rejected", "duplicates_removed", "rows_written", "reconciliation", "dates")
 GLOB = "tracking/**/tracking.log-*.gz"

@@ -513,7 +513,11 @@ def test_report_in_browser_shows_the_manifest_numbers(browser, runs):
 
     # 6. reconciliation
     # every way out of the reconciliation, but the optional ones (retired, expired, forgotten) that neither run has
-    shown = [k for k in m["reconciliation"] if k != "balanced" and (k not in rd.OPTIONAL_PARTS or m["reconciliation"][k] or pm["reconciliation"].get(k))]
+    shown = [
+        k
+        for k in m["reconciliation"]
+        if k != "balanced" and (k not in rd.OPTIONAL_PARTS or m["reconciliation"][k] or pm["reconciliation"].get(k))
+    ]
     assert view.ints("reconciliation") == {k: m["reconciliation"][k] for k in shown}
     assert view.ints("reconciliation", "prev") == {k: pm["reconciliation"].get(k, 0) for k in shown}
     assert page.get_attribute(".equation", "data-balanced") == "true"

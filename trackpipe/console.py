@@ -7,6 +7,23 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+
+
+def _not_job_messages(record: logging.LogRecord) -> bool:
+    """Root-logger filter: drop the job messages a portable runner relays (see below)."""
+    return not record.pathname.endswith(os.path.join("portability", "portable_runner.py"))
+
+
+_WORKER_THREADS = ("run_worker_", "read_grpc_client_inputs", "read_state")
+
+
+def _quiet_worker_threads(args) -> None:
+    """threading.excepthook: a LOOPBACK worker thread's broken gRPC stream is not printed."""
+    name = getattr(args.thread, "name", "") or ""
+    if name.startswith(_WORKER_THREADS) and type(args.exc_value).__module__.startswith("grpc"):
+        return
+    threading.__excepthook__(args)
 
 
 def quiet_beam_logging() -> None:
@@ -24,6 +41,20 @@ def quiet_beam_logging() -> None:
         ours.addHandler(handler)
     ours.setLevel(logging.INFO)
     ours.propagate = False
+    # Beam's job-server wrappers (PrismJobServer, FlinkJarJobServer) log the server's output on
+    # a logger named after the class, which Prism's wrapper forces to INFO when it starts.
+    for name in ("PrismJobServer", "FlinkJarJobServer"):
+        server_log = logging.getLogger(name)
+        server_log.propagate = debug
+        if not debug and not server_log.handlers:
+            server_log.addHandler(logging.NullHandler())
+    if not debug:
+        # Portable runners (Flink, Prism) relay the job's error messages (worker tracebacks)
+        # through logging.log on the root logger; trackpipe prints the one-line reason instead.
+        logging.getLogger().addFilter(_not_job_messages)
+        # LOOPBACK SDK workers run as threads of this process; when a runner's worker goes away
+        # (a TaskManager lost mid-job, then retried) their gRPC streams end with a traceback.
+        threading.excepthook = _quiet_worker_threads
     # On Dataflow, keep the lines that give the job id and the console link (schedulers such as
     # Airflow's Beam operator read them).
     dataflow = logging.getLogger("apache_beam.runners.dataflow")

@@ -74,16 +74,20 @@ def normalise_output(output: str) -> str:
 
 
 def _runs_here(beam_flags: list[str]) -> bool:
-    """Whether the workers run on this machine (DirectRunner, or the embedded portable job
-    server), so a local scratch folder is reachable by all of them."""
+    """Whether the workers run on this machine (DirectRunner, Prism, the embedded portable job
+    server, or any runner with LOOPBACK workers, which run inside this process), so a local
+    scratch folder is reachable by all of them."""
     import argparse
 
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--runner")
     parser.add_argument("--job_endpoint")
+    parser.add_argument("--environment_type")
     known, _ = parser.parse_known_args(beam_flags)
     runner = (known.runner or "DirectRunner").lower().removesuffix("runner")
-    return runner in ("direct", "fnapi") or (runner == "portable" and known.job_endpoint in (None, "embed"))
+    if (known.environment_type or "").upper() == "LOOPBACK":
+        return True
+    return runner in ("direct", "fnapi", "prism") or (runner == "portable" and known.job_endpoint in (None, "embed"))
 
 
 def scratch_dir(given: str | None, output: str, beam_flags: list[str]) -> str | None:
@@ -450,9 +454,11 @@ def launch(opts, beam_flags: list[str], build) -> int:
     try:
         from apache_beam.io.filesystems import FileSystems
 
+        from trackpipe.runtime.engines import with_runner_defaults
         from trackpipe.storage.s3_settings import configure_s3
 
         beam_flags = configure_s3(beam_flags)
+        beam_flags = with_runner_defaults(beam_flags)
         job = prepare(opts, beam_flags)
         added, parallelism = default_parallelism(beam_flags, job.inputs)
         job.info.options["parallelism"] = parallelism
