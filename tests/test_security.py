@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -335,3 +336,26 @@ def test_values_reach_a_warehouse_as_data_never_as_sql(tmp_path, hostile_warehou
     code, _stdout, stderr = _load(capsys, "--output", str(out), "--warehouse", hostile_warehouse_url)
     assert code == 0, stderr
     assert_same_rows(hostile_warehouse_url, out)  # every value, byte for byte, in its column
+
+
+def test_the_lock_file_records_the_command_without_its_secrets(tmp_path, monkeypatch):
+    """_lock.json says who holds the output; a warehouse password or an S3 secret given on the
+    command line must not be written into the output folder with it."""
+    from trackpipe.storage.lock import OutputLock
+
+    argv = [
+        "trackpipe",
+        "run",
+        "--load",
+        "postgresql://etl:hunter2@db:5432/w",
+        "--s3_secret_access_key",
+        "K3Y",
+        "--s3_secret_access_key=K3Y",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    with OutputLock(str(tmp_path), "r1"):
+        text = (tmp_path / "_lock.json").read_text()
+    assert "hunter2" not in text and "K3Y" not in text
+    assert json.loads(text)["command"] == (
+        "trackpipe run --load postgresql://etl:***@db:5432/w --s3_secret_access_key *** --s3_secret_access_key=***"
+    )

@@ -24,6 +24,7 @@ from trackpipe import storage
 from trackpipe.errors import LockedError, TrackpipeError
 from trackpipe.events.layout import LOCK_NAME
 from trackpipe.storage import gcs_settings, object_stores
+from trackpipe.storage.s3_settings import redact
 
 log = logging.getLogger("trackpipe")
 
@@ -53,7 +54,7 @@ class OutputLock:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv)[:500],
+            "command": " ".join(redact(sys.argv))[:500],
         }
         self._held = False
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -170,8 +171,13 @@ def install(value: S3Settings) -> None:
     _current = value
 
 
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@", re.IGNORECASE)
+
+
 def redact(flags: list[str]) -> list[str]:
-    """Beam flags with secret values replaced, for manifests and logs."""
+    """Command-line words with secret values replaced, for manifests, locks and logs: the values
+    of the S3 secret flags, and the password of any URL (`postgresql://user:***@host/db`)."""
+    flags = [_URL_PASSWORD.sub(r"\1:***@", flag) for flag in flags]
     out, hide_next = [], False
     for flag in flags:
         if hide_next:
