@@ -33,10 +33,10 @@ def add_run_arguments(parser, beam_parser: bool = False) -> None:
         action="append",
         metavar="GLOB",
         required=not beam_parser,
-        help="Tracking log files: a path or glob (`*`, `**` across folders), local or s3://. "
+        help="Tracking log files: a path or glob (`*`, `**` across folders), local, s3:// or gs://. "
         "Repeat for several globs. .gz files (by suffix or magic bytes) are decompressed.",
     )
-    parser.add_argument("--output", metavar="DIR", required=not beam_parser, help="Output folder (local or s3://).")
+    parser.add_argument("--output", metavar="DIR", required=not beam_parser, help="Output folder (local, s3:// or gs://).")
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults, see configs/default.yaml).")
     parser.add_argument("--site", metavar="NAME", help="Short site name used in research package names (default: config `site`, edx).")
     parser.add_argument("--format", choices=["parquet", "avro"], help="Warehouse file format (default: config `format`, parquet).")

@@ -366,7 +366,7 @@ def test_gcs_errors_are_one_clear_line_and_write_nothing(gcs_server, gcs_bucket,
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "w.duckdb").exists()
 
 
-def test_load_and_report_read_a_gcs_output(gcs_server, gcs_bucket, corpus, tmp_path):
+def test_load_report_and_forget_work_on_a_gcs_output(gcs_server, gcs_bucket, corpus, tmp_path):
     import duckdb
 
     base, local_out = corpus
@@ -386,6 +386,21 @@ def test_load_and_report_read_a_gcs_output(gcs_server, gcs_bucket, corpus, tmp_p
     html = client.bucket(gcs_bucket).blob("out/report.html").download_as_bytes()
     assert len(html) > 10_000 and b"<html" in html
     assert "_lock.json" not in " ".join(_keys(client, gcs_bucket, "out/"))
+
+    # trackpipe forget on the same gs:// output: one learner leaves the files and the warehouse
+    research = pa.concat_tables(pq.read_table(p) for p in sorted((local_out / "warehouse" / "research").rglob("*.parquet")))
+    name = next(u for u in research.column("username").to_pylist() if u)
+    users = tmp_path / "retired.csv"
+    users.write_text(f"username,user_id\n{name},\n")
+    run_cli("forget", "--output", out, "--users", str(users), "--warehouse", f"duckdb:///{db}", env=env)
+    got = tmp_path / "after-forget"
+    _download(client, gcs_bucket, "out", got)
+    left = pa.concat_tables(pq.read_table(p) for p in sorted((got / "warehouse" / "research").rglob("*.parquet")))
+    assert name not in left.column("username").to_pylist()
+    assert left.num_rows == research.num_rows - research.column("username").to_pylist().count(name)
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT count(*) FROM research_events WHERE username = ?", [name]).fetchone()[0] == 0
+    assert list((got / "_retirements").glob("*.json"))
 
 
 def test_gcs_settings_travel_to_workers_inside_the_job(monkeypatch):

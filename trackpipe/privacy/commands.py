@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from trackpipe.errors import ConfigError, TrackpipeError, first_line
-from trackpipe.storage.s3_settings import add_arguments as add_s3_arguments
+from trackpipe.storage.object_stores import add_arguments as add_store_arguments
 
 FORGET = "Retire learners from everything an output has published (and from named warehouses)."
 EXPIRE = "Remove the days, packages and run records older than the retention config."
@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", metavar="OUT", required=True, help="The trackpipe output folder (local or s3://).")
+    parser.add_argument("--output", metavar="OUT", required=True, help="The trackpipe output folder (local, s3:// or gs://).")
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -35,7 +35,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "postgresql://user:password@host:port/db (repeatable).",
     )
     parser.add_argument("--dry-run", action="store_true", help="Print what would change and change nothing.")
-    add_s3_arguments(parser)
+    add_store_arguments(parser)
 
 
 def forget_parser() -> argparse.ArgumentParser:
@@ -81,9 +81,11 @@ def expire_parser() -> argparse.ArgumentParser:
 def _main(parser_of, action, argv: list[str]) -> int:
     try:
         args = parser_of().parse_args(argv)
-        from trackpipe.storage.s3_settings import configure_from_args
+        from trackpipe import storage
+        from trackpipe.storage.object_stores import configure_from_args
 
         configure_from_args(args)
+        storage.check_buckets([args.output])
         text = action(args)
     except TrackpipeError as exc:
         if os.environ.get("TRACKPIPE_DEBUG"):
