@@ -24,6 +24,8 @@ MANIFEST_NAME = "_manifest.json"
 RUNS_DIR = "_runs"
 TMP_DIR = "_tmp"
 LOCK_NAME = "_lock.json"
+RETIREMENTS_DIR = "_retirements"  # one JSON file per `trackpipe forget` that changed something
+EXPIRATIONS_NAME = "_expirations.jsonl"  # one JSON line per `trackpipe expire` that removed something
 
 EXTENSIONS = {"parquet": ".parquet", "avro": ".avro"}
 

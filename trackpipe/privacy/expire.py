@@ -22,7 +22,7 @@ import re
 from trackpipe import storage
 from trackpipe.config import STREAMS
 from trackpipe.errors import ConfigError, TrackpipeError, first_line
-from trackpipe.events.layout import DUPLICATES_DIR, MANIFEST_NAME, PACKAGE_DIR, RUNS_DIR, WAREHOUSE_DIR
+from trackpipe.events.layout import DUPLICATES_DIR, EXPIRATIONS_NAME, MANIFEST_NAME, PACKAGE_DIR, RUNS_DIR, WAREHOUSE_DIR
 from trackpipe.events.partitions import Cutoffs
 from trackpipe.events.times import date_to_day, day_to_date
 from trackpipe.privacy import jobs
@@ -90,8 +90,8 @@ def _expire(output: str, job: str, today: str, keep: dict, header: str, source: 
             if manifest is not None:
                 data = jobs.write_json(updated_manifest(manifest, removal, "expired", job))
                 actions.append({"op": "write", "dst": jobs.at(output, MANIFEST_NAME), "data": data})
-            text = jobs.jsonl_with(output, jobs.EXPIRATIONS_NAME, entry, "expiration_id")
-            actions.append({"op": "write", "dst": jobs.at(output, jobs.EXPIRATIONS_NAME), "data": text})
+            text = jobs.jsonl_with(output, EXPIRATIONS_NAME, entry, "expiration_id")
+            actions.append({"op": "write", "dst": jobs.at(output, EXPIRATIONS_NAME), "data": text})
             staging.apply(actions)
     finally:
         staging.close()
@@ -101,8 +101,8 @@ def _expire(output: str, job: str, today: str, keep: dict, header: str, source: 
     if not dry_run and (not removal.empty or wh_rows):
         if not removal.empty and storage.exists(jobs.report_path(output)):
             report = entry["report"] = jobs.regenerate_report(output)
-        line = jobs.jsonl_with(output, jobs.EXPIRATIONS_NAME, entry, "expiration_id")
-        storage.write_atomic(jobs.at(output, jobs.EXPIRATIONS_NAME), line.encode())
+        line = jobs.jsonl_with(output, EXPIRATIONS_NAME, entry, "expiration_id")
+        storage.write_atomic(jobs.at(output, EXPIRATIONS_NAME), line.encode())
         recorded = True
     text = _text(header, removal, entry, report, dry_run, output)
     if failures:
@@ -242,5 +242,5 @@ def _text(header: str, removal: Removal, entry: dict, report: str | None, dry_ru
     else:
         if report:
             lines.append(f"  report: {jobs.report_path(output)} {report}")
-        lines.append(f"recorded in {jobs.at(output, jobs.EXPIRATIONS_NAME)}")
+        lines.append(f"recorded in {jobs.at(output, EXPIRATIONS_NAME)}")
     return "\n".join(lines)

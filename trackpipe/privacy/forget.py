@@ -28,7 +28,7 @@ import json
 from trackpipe import storage
 from trackpipe.config import STREAMS, Config
 from trackpipe.errors import ConfigError, TrackpipeError, first_line
-from trackpipe.events.layout import DUPLICATES_DIR, MANIFEST_NAME, PACKAGE_DIR, REJECTS_DIR, WAREHOUSE_DIR
+from trackpipe.events.layout import DUPLICATES_DIR, MANIFEST_NAME, PACKAGE_DIR, REJECTS_DIR, RETIREMENTS_DIR, WAREHOUSE_DIR
 from trackpipe.privacy import jobs
 from trackpipe.privacy.matching import RejectMatcher, RowMatcher, needles
 from trackpipe.privacy.output_files import forget_in_duplicates, forget_in_rejects, forget_in_warehouse
@@ -42,7 +42,7 @@ RECORD_VERSION = 1
 
 
 def record_rel(job: str) -> str:
-    return f"{jobs.RETIREMENTS_DIR}/{job}.json"
+    return f"{RETIREMENTS_DIR}/{job}.json"
 
 
 def forget(output: str, users: str, config_path: str | None = None, warehouses: list[str] | None = None, dry_run: bool = False) -> str:
@@ -169,7 +169,7 @@ def _forget_in_warehouses(connections: dict, retired: RetiredList, job: str, out
 def finish_pending_reports(output: str) -> list[str]:
     """Write the report a killed forget had still to write (its record says `pending`)."""
     notes = []
-    for rel in jobs.output_files(output, jobs.RETIREMENTS_DIR):
+    for rel in jobs.output_files(output, RETIREMENTS_DIR):
         if not rel.endswith(".json"):
             continue
         try:

@@ -45,10 +45,6 @@ from trackpipe.storage.workdir import WorkDir
 
 log = logging.getLogger("trackpipe")
 
-# Records these commands keep in the output (names starting with `_`: Hive-style readers skip them).
-RETIREMENTS_DIR = "_retirements"  # one JSON file per forget that changed something
-EXPIRATIONS_NAME = "_expirations.jsonl"  # one JSON line per expire that removed something
-
 
 class PartlyDone(TrackpipeError):
     """A command that did part of its work (printed as `text`) and then failed (the message)."""
