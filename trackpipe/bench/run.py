@@ -1,6 +1,6 @@
 """`make bench`: trackpipe against DuckDB on generated 1M- and 2M-event days, side by side.
 
-    python -m trackpipe.bench [--repeat 3] [--events 1000000 2000000] [--only WORD ...] [--no-doc]
+    python -m trackpipe.bench [--repeat 3] [--events 1000000 2000000] [--only WORD ...] [--no-doc] [--no-flink]
 
 1. Generates the corpora once (cached under .bench/, keyed by size, seed and shape): one
    production-shaped day of logs (`trackpipe generate --shape production`, 16 files).
@@ -19,11 +19,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -89,6 +91,8 @@ TWO = "trackpipe, 2 worker processes"
 PACKAGES = "trackpipe + research packages, default options"
 TOLERANT = "DuckDB, same tolerant job (2 threads)"
 PLAIN = "DuckDB read_json (2 threads)"
+FLINK = "trackpipe on a local Flink cluster (parallelism 2)"
+FLINK_MASTER = "127.0.0.1:8081"  # scripts/engines.sh flink-up
 
 
 def _jobs(folder: Path, out: Path) -> dict[str, list[str]]:
@@ -108,19 +112,23 @@ def _jobs(folder: Path, out: Path) -> dict[str, list[str]]:
         ONE: run + ["--no-package", "--output", str(out / "tp1"), "--direct_running_mode", "in_memory"],
         TWO: run + ["--no-package", "--output", str(out / "tp2"), "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
         PACKAGES: run + ["--output", str(out / "tpp")],
+        FLINK: run
+        + ["--no-package", "--output", str(out / "tpf"), "--runner", "FlinkRunner", "--flink_master", FLINK_MASTER, "--parallelism", "2"],
         TOLERANT: duck("run", "duck"),
         PLAIN: duck("run_read_json", "duckplain"),
     }
 
 
-def bench_corpus(events: int, repeat: int, only: list[str] | None = None) -> dict:
+def bench_corpus(events: int, repeat: int, only: list[str] | None = None, flink: bool = False) -> dict:
     """Every job on one corpus, `repeat` rounds, the jobs alternating within a round (so a slow
-    moment of the machine does not fall on one job only)."""
+    moment of the machine does not fall on one job only). The Flink job only with `flink`."""
     folder = corpus(events)
     expected = json.loads((folder / "expected.json").read_text())
     lines = expected["lines_read"]
     work = CACHE / "runs"
-    jobs = {name: cmd for name, cmd in _jobs(folder, work).items() if not only or any(o in name for o in only)}
+    jobs = {
+        name: cmd for name, cmd in _jobs(folder, work).items() if (not only or any(o in name for o in only)) and (flink or name != FLINK)
+    }
     runs: dict[str, list[dict]] = {name: [] for name in jobs}
     for i in range(repeat):
         for name, cmd in jobs.items():
@@ -144,6 +152,35 @@ def bench_corpus(events: int, repeat: int, only: list[str] | None = None) -> dic
     }
     biggest = max(f["lines"] for f in expected["files"]) / lines
     return {"events": events, "lines": lines, "files": len(expected["files"]), "biggest_share": biggest, "results": results}
+
+
+@contextlib.contextmanager
+def flink_cluster(wanted: bool):
+    """Yields whether the Flink job can run: a cluster already answering on FLINK_MASTER is used
+    as it is; else `scripts/engines.sh flink-up` starts one, and `flink-down` stops it after."""
+    if not wanted:
+        yield False
+        return
+    host, port = FLINK_MASTER.split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        answering = True
+    except OSError:
+        answering = False
+    if answering:
+        yield True
+        return
+    script = str(ROOT / "scripts" / "engines.sh")
+    started = subprocess.run(["bash", script, "flink-up"], cwd=ROOT, capture_output=True, text=True)
+    if started.returncode != 0:
+        reason = (started.stderr.strip() or started.stdout.strip()).splitlines()[-1:] or ["no output"]
+        print(f"bench: no Flink row: scripts/engines.sh flink-up failed: {reason[0]}", flush=True)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        subprocess.run(["bash", script, "flink-down"], cwd=ROOT, capture_output=True)
 
 
 def targets(corpora: list[dict]) -> list[tuple[str, float, float]]:
@@ -194,7 +231,8 @@ def write_doc(corpora: list[dict], profile: str, command: str) -> None:
         f"Measured {_dt.date.today().isoformat()} with `{command}` on {machine()}; "
         f"Apache Beam {beam_version}, DuckDB {duckdb.__version__}. Medians of {len(first['results'][next(iter(first['results']))]['all_seconds'])} rounds "
         "in which the jobs alternate; peak RSS is the",
-        "largest resident memory of the whole process tree (driver and worker processes), sampled every 50 ms.",
+        "largest resident memory of the whole process tree (driver and worker processes), sampled every 50 ms; for the",
+        "Flink row that is the launcher and its LOOPBACK workers, not the cluster's JVMs.",
         "",
         f"The corpus is a production-shaped day (`trackpipe generate --seed 42 --files {first['files'] - 1} --shape production`): the biggest",
         f"file holds {first['biggest_share']:.0%} of the lines and is plain text, two more gzip files a third, small gzip files the rest;",
@@ -229,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 2_000_000])
     parser.add_argument("--only", nargs="+", help="run only the jobs whose name contains one of these words")
     parser.add_argument("--no-doc", action="store_true", help="print the figures, do not rewrite docs/benchmarks.md")
+    parser.add_argument("--no-flink", action="store_true", help="leave out the Flink row (it needs `make engines`: Java 17, Maven, Go)")
     args = parser.parse_args(argv)
     from trackpipe.console import quiet_beam_logging
 
@@ -238,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None and len(sys.argv) == 1
         else "python -m trackpipe.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     )
-    corpora = [bench_corpus(n, args.repeat, args.only) for n in args.events]
+    wants_flink = not args.no_flink and (not args.only or any(o in FLINK for o in args.only))
+    with flink_cluster(wants_flink) as flink:
+        # The Flink row on the first (smallest) day only: it is there to compare engines.
+        corpora = [bench_corpus(n, args.repeat, args.only, flink=flink and i == 0) for i, n in enumerate(args.events)]
     from trackpipe.bench.stage_profile import profile_text
 
     profile = profile_text(corpus(args.events[0]))
