@@ -264,6 +264,14 @@ flink_env() {
 # Java 17 needs these (from the wheel's conf/config.yaml, env.java.opts.all).
 JAVA_OPENS="--add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.api=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.parser=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.tree=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.util=ALL-UNNAMED --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.text=ALL-UNNAMED --add-opens=java.base/java.time=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED"
 
+# Beam's job server runs in the TaskManager as each job's user code, with its own copy of the
+# vendored gRPC/Netty, whose pooled allocator keeps its direct-memory arenas after the job ends
+# (the job's classloader is not collected). On a cluster that ran a few 1M-event jobs the
+# TaskManager hit its direct-memory limit ("Cannot reserve 2097152 bytes of direct buffer
+# memory") and the next job failed with "call is closed" or hung. Unpooled buffers are freed
+# when released. The property carries the vendored package's name (Beam 2.62: grpc v1p60p1).
+NETTY_UNPOOLED="-Dorg.apache.beam.vendor.grpc.v1p60p1.io.netty.allocator.type=unpooled"
+
 write_flink_conf() {
     mkdir -p "$RUN_DIR"/{conf,log,pid,tmp}
     local f
@@ -278,6 +286,7 @@ env:
   java:
     opts:
       all: $JAVA_OPENS -Djava.io.tmpdir=$RUN_DIR/tmp
+      taskmanager: $NETTY_UNPOOLED
   log:
     dir: $RUN_DIR/log
   pid:
@@ -306,6 +315,9 @@ taskmanager:
   memory:
     process:
       size: 4096m
+    task:
+      off-heap:
+        size: 256m
 parallelism:
   default: $SLOTS
 rest:
