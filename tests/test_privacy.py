@@ -35,9 +35,8 @@ import pytest
 
 from tests.helpers import ROOT, manifest, run_cli
 from tests.services import generate_key, kill_gpg_agent, make_gnupg_home, run_gpg
-from trackpipe.config import Config, OrgEntry, OrgsConfig, PrivacyConfig, RetentionConfig
+from trackpipe.config import Config, OrgEntry, OrgsConfig, PrivacyConfig, RetentionConfig, config_from_dict
 from trackpipe.events.pseudonyms import Pseudonymiser
-from trackpipe.privacy.jobs import config_from_dict
 from trackpipe.privacy.matching import LineMatcher, RejectMatcher, RowMatcher
 from trackpipe.privacy.removal_counts import Removal, updated_manifest
 from trackpipe.privacy.retired_users import RetiredList
@@ -647,3 +646,4 @@ def test_expire_removes_exactly_the_old_days(published, keyring, tmp_path, pg_ur
     gone = run_cli("expire", "--output", str(out), "--config", str(config), "--today", (run_day + _dt.timedelta(days=2)).isoformat())
     assert f"removed the records of run {m['run_id']}" in gone.stdout and not list((out / "_runs").glob("*"))
     assert (out / "_manifest.json").exists() and len((out / "_expirations.jsonl").read_text().splitlines()) == 2
+

@@ -207,6 +207,37 @@ _SECTIONS = {
     "retention": RetentionConfig,
     "privacy": PrivacyConfig,
 }
+
+
+def _section_from_dict(cls, data):
+    if not isinstance(data, dict):
+        return cls()
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
+def config_from_dict(data: dict) -> Config:
+    """A Config from its manifest form (Config.to_dict); unknown keys are ignored, missing ones
+    keep their defaults (manifests of older versions)."""
+    orgs_data = data.get("orgs") if isinstance(data.get("orgs"), dict) else {}
+    orgs = OrgsConfig(
+        listed=bool(orgs_data.get("listed", False)),
+        orgs=tuple(
+            _section_from_dict(OrgEntry, entry) for entry in orgs_data.get("orgs") or [] if isinstance(entry, dict) and entry.get("name")
+        ),
+        master_recipients=tuple(orgs_data.get("master_recipients") or ()),
+        exclude_hosts=tuple(orgs_data.get("exclude_hosts") or ()),
+    )
+    top = {k: data[k] for k in ("site", "format", "max_reject_ratio", "orgs_file") if k in data}
+    if isinstance(data.get("internal_prefixes"), list):
+        top["internal_prefixes"] = tuple(data["internal_prefixes"])
+    return Config(**top, **{name: _section_from_dict(cls, data.get(name)) for name, cls in _SECTIONS.items()}, orgs=orgs)
+
+
 # Keys whose default is null: what else they take.
 _OPTIONAL = {
     "retention.warehouse_days": int,

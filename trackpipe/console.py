@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 import threading
+import traceback
+from collections.abc import Callable
 
 
 def _not_job_messages(record: logging.LogRecord) -> bool:
@@ -68,3 +70,39 @@ def printable(text: str, limit: int = 40) -> str:
     sequences, newlines) shown escaped, cut to `limit` characters."""
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def run_command(work: Callable[[], str]) -> int:
+    """Run a command's work and print what it returns; exit status 0. Any failure is one line on
+    stderr and status 1: trackpipe's own errors as they are (with the text the command had to
+    show, if the error carries one), a disk error naming the file, anything else as an unexpected
+    error. TRACKPIPE_DEBUG=1 adds the traceback."""
+    from trackpipe.errors import TrackpipeError, first_line
+
+    debug = bool(os.environ.get("TRACKPIPE_DEBUG"))
+    try:
+        text = work()
+    except TrackpipeError as exc:
+        if debug:
+            traceback.print_exc()
+        if getattr(exc, "text", None):
+            print(exc.text)
+        print(f"trackpipe: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the output's disk: full, read-only, no permission
+        from trackpipe.storage import disk_error_message
+
+        if debug:
+            traceback.print_exc()
+        print(f"trackpipe: error: {disk_error_message(exc, exc.filename or 'the output')}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line
+        if debug:
+            traceback.print_exc()
+        print(
+            f"trackpipe: error: unexpected {exc.__class__.__name__}: {first_line(exc)} (TRACKPIPE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    print(text)
+    return 0

@@ -9,7 +9,6 @@ gzipped deterministically, and encrypted with gpg when the org has recipients.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import os
@@ -145,7 +144,7 @@ class MergePackageFn(beam.DoFn):
             if recipients:
                 final = os.path.join(tmp, "package.log.gz.gpg")
                 self._encryptor.encrypt(plain, final, recipients)
-            digest, size = _sha256(final)
+            digest, size = storage.local_file_digest(final)
             target = self._workdir.path(*folder.split("/"), name)
             self._workdir.guard(target, _copy_out, final, target)
         entry = {"name": name, "events": events, "bytes": size, "sha256": digest}
@@ -201,16 +200,6 @@ class _PseudonymisingWriter:
 
     def close(self) -> None:
         self._gz.close()
-
-
-def _sha256(path: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def _copy_out(local: str, target: str) -> None:

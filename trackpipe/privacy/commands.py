@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import traceback
 
-from trackpipe.errors import ConfigError, TrackpipeError, first_line
+from trackpipe.console import run_command
+from trackpipe.errors import ConfigError
 from trackpipe.storage.object_stores import add_arguments as add_store_arguments
 
 FORGET = "Retire learners from everything an output has published (and from named warehouses)."
@@ -79,36 +77,16 @@ def expire_parser() -> argparse.ArgumentParser:
 
 
 def _main(parser_of, action, argv: list[str]) -> int:
-    try:
+    def work() -> str:
         args = parser_of().parse_args(argv)
         from trackpipe import storage
         from trackpipe.storage.object_stores import configure_from_args
 
         configure_from_args(args)
         storage.check_buckets([args.output])
-        text = action(args)
-    except TrackpipeError as exc:
-        if os.environ.get("TRACKPIPE_DEBUG"):
-            traceback.print_exc()
-        if getattr(exc, "text", None):
-            print(exc.text)
-        print(f"trackpipe: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # the output's disk: full, read-only, no permission
-        from trackpipe.storage import disk_error_message
+        return action(args)
 
-        print(f"trackpipe: error: {disk_error_message(exc, exc.filename or 'the output')}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - a bug: still one line (TRACKPIPE_DEBUG=1 shows the traceback)
-        if os.environ.get("TRACKPIPE_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"trackpipe: error: unexpected {exc.__class__.__name__}: {first_line(exc)} (TRACKPIPE_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    print(text)
-    return 0
+    return run_command(work)
 
 
 def forget_main(argv: list[str]) -> int:

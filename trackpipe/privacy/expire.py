@@ -21,7 +21,7 @@ import re
 
 from trackpipe import storage
 from trackpipe.config import STREAMS
-from trackpipe.errors import ConfigError, TrackpipeError, first_line
+from trackpipe.errors import ConfigError
 from trackpipe.events.layout import DUPLICATES_DIR, EXPIRATIONS_NAME, MANIFEST_NAME, PACKAGE_DIR, RUNS_DIR, WAREHOUSE_DIR
 from trackpipe.events.partitions import Cutoffs
 from trackpipe.events.times import date_to_day, day_to_date
@@ -193,26 +193,12 @@ def _run_day(output: str, rel: str, run: str) -> str | None:
 
 
 def _expire_warehouses(connections: dict, first: str | None, job: str, output: str, dry_run: bool):
-    results, failures = [], []
-    for url, wh in connections.items():
-        entry: dict = {"url": redact(url), "tables": {}}
-        if first is None:
-            entry["status"] = "nothing to do (retention.warehouse_days is null)"
-            results.append(entry)
-            continue
-        try:
-            for stream in STREAMS:
-                outcome = expire_days(wh, stream, first, f"expire-{job}", output, dry_run)
-                entry["tables"][outcome.table] = {"rows": outcome.rows, "days": outcome.by_day} | (
-                    {"missing": True} if outcome.missing else {}
-                )
-            entry["status"] = "dry run" if dry_run else "done"
-        except Exception as exc:  # noqa: BLE001 - any database error: recorded, reported in one line
-            message = str(exc) if isinstance(exc, TrackpipeError) else first_line(exc)
-            entry["status"] = f"failed: {message}"
-            failures.append(f"cannot expire days in the warehouse {redact(url)}: {message}")
-        results.append(entry)
-    return results, failures
+    if first is None:
+        nothing = "nothing to do (retention.warehouse_days is null)"
+        return [{"url": redact(url), "tables": {}, "status": nothing} for url in connections], []
+    return jobs.change_warehouses(
+        connections, "expire days", lambda wh, stream: expire_days(wh, stream, first, f"expire-{job}", output, dry_run), dry_run
+    )
 
 
 def _text(header: str, removal: Removal, entry: dict, report: str | None, dry_run: bool, output: str) -> str:

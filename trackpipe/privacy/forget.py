@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 
 from trackpipe import storage
-from trackpipe.config import STREAMS, Config
-from trackpipe.errors import ConfigError, TrackpipeError, first_line
+from trackpipe.config import Config
+from trackpipe.errors import ConfigError
 from trackpipe.events.layout import DUPLICATES_DIR, MANIFEST_NAME, PACKAGE_DIR, REJECTS_DIR, RETIREMENTS_DIR, WAREHOUSE_DIR
 from trackpipe.privacy import jobs
 from trackpipe.privacy.matching import RejectMatcher, RowMatcher, needles
@@ -147,23 +147,12 @@ def _forget_in_warehouses(connections: dict, retired: RetiredList, job: str, out
     names = list(retired.usernames)
     ids = [int(i) for i in retired.user_ids if int(i) < 2**63]
     words = needles(retired)
-    results, failures = [], []
-    for url, wh in connections.items():
-        entry: dict = {"url": redact(url), "tables": {}}
-        try:
-            for stream in STREAMS:
-                partitions = {dt: state.checksums() for (s, dt), state in rewrites.items() if s == stream}
-                outcome = forget_rows(wh, stream, names, ids, words, matcher.row, f"forget-{job}", output, partitions, dry_run)
-                entry["tables"][outcome.table] = {"rows": outcome.rows, "days": outcome.by_day} | (
-                    {"missing": True} if outcome.missing else {}
-                )
-            entry["status"] = "dry run" if dry_run else "done"
-        except Exception as exc:  # noqa: BLE001 - any database error: recorded, reported in one line
-            message = str(exc) if isinstance(exc, TrackpipeError) else first_line(exc)
-            entry["status"] = f"failed: {message}"
-            failures.append(f"cannot forget in the warehouse {redact(url)}: {message}")
-        results.append(entry)
-    return results, failures
+
+    def change(wh, stream):
+        partitions = {dt: state.checksums() for (s, dt), state in rewrites.items() if s == stream}
+        return forget_rows(wh, stream, names, ids, words, matcher.row, f"forget-{job}", output, partitions, dry_run)
+
+    return jobs.change_warehouses(connections, "forget", change, dry_run)
 
 
 def finish_pending_reports(output: str) -> list[str]:

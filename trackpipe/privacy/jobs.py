@@ -13,7 +13,6 @@ anything else. Everything happens under the output's lock (`OUT/_lock.json`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -23,25 +22,15 @@ import shutil
 import tempfile
 
 from trackpipe import storage
-from trackpipe.config import (
-    Config,
-    DedupConfig,
-    OrgEntry,
-    OrgsConfig,
-    OutputConfig,
-    PrivacyConfig,
-    ReadConfig,
-    RetentionConfig,
-    WarehouseConfig,
-    load_config,
-)
-from trackpipe.errors import TrackpipeError
+from trackpipe.config import STREAMS, Config, config_from_dict, load_config
+from trackpipe.errors import TrackpipeError, first_line
 from trackpipe.events.layout import MANIFEST_NAME, TMP_DIR, WAREHOUSE_DIR
 from trackpipe.report.render import REPORT_NAME, write_report
 from trackpipe.runtime import faults
 from trackpipe.storage.journal import JOURNAL, apply_plan, recover
 from trackpipe.storage.lock import OutputLock
 from trackpipe.storage.workdir import WorkDir
+from trackpipe.warehouse.connections import redact
 
 log = logging.getLogger("trackpipe")
 
@@ -146,41 +135,6 @@ def config_for(output_manifest: dict | None, path: str | None) -> tuple[Config, 
         source = (output_manifest.get("options") or {}).get("config")
         return config_from_dict(output_manifest["config"]), f"the config recorded in {MANIFEST_NAME}" + (f" ({source})" if source else "")
     return Config(), "the default config"
-
-
-def _section(cls, data):
-    if not isinstance(data, dict):
-        return cls()
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            value = data[f.name]
-            values[f.name] = tuple(value) if isinstance(value, list) else value
-    return cls(**values)
-
-
-def config_from_dict(data: dict) -> Config:
-    """A Config from its manifest form (Config.to_dict); unknown keys are ignored, missing ones
-    keep their defaults (manifests of older versions)."""
-    orgs_data = data.get("orgs") if isinstance(data.get("orgs"), dict) else {}
-    orgs = OrgsConfig(
-        listed=bool(orgs_data.get("listed", False)),
-        orgs=tuple(_section(OrgEntry, entry) for entry in orgs_data.get("orgs") or [] if isinstance(entry, dict) and entry.get("name")),
-        master_recipients=tuple(orgs_data.get("master_recipients") or ()),
-        exclude_hosts=tuple(orgs_data.get("exclude_hosts") or ()),
-    )
-    top = {k: data[k] for k in ("site", "format", "max_reject_ratio", "orgs_file") if k in data}
-    if isinstance(data.get("internal_prefixes"), list):
-        top["internal_prefixes"] = tuple(data["internal_prefixes"])
-    sections = {
-        "dedup": DedupConfig,
-        "read": ReadConfig,
-        "output": OutputConfig,
-        "warehouse": WarehouseConfig,
-        "retention": RetentionConfig,
-        "privacy": PrivacyConfig,
-    }
-    return Config(**top, **{name: _section(cls, data.get(name)) for name, cls in sections.items()}, orgs=orgs)
 
 
 # --- staged files and the journal -----------------------------------------------------------------
@@ -346,3 +300,26 @@ def default_duckdb_note(output: str, urls: list[str]) -> str | None:
     if os.path.exists(default) and default not in named:
         return f"note: {default} (the default database of trackpipe load) was not named with --warehouse and was not changed"
     return None
+
+
+def change_warehouses(connections: dict, doing: str, change, dry_run: bool) -> tuple[list[dict], list[str]]:
+    """`change(warehouse, stream)` on both streams of every named warehouse, one after the other.
+    Returns an entry per warehouse (its URL without password, the rows and days changed per
+    table, a status) and a one-line failure per warehouse that failed (`cannot <doing> in the
+    warehouse URL: reason`); one failing warehouse does not stop the others."""
+    results, failures = [], []
+    for url, wh in connections.items():
+        entry: dict = {"url": redact(url), "tables": {}}
+        try:
+            for stream in STREAMS:
+                outcome = change(wh, stream)
+                entry["tables"][outcome.table] = {"rows": outcome.rows, "days": outcome.by_day} | (
+                    {"missing": True} if outcome.missing else {}
+                )
+            entry["status"] = "dry run" if dry_run else "done"
+        except Exception as exc:  # noqa: BLE001 - any database error: recorded, reported in one line
+            message = str(exc) if isinstance(exc, TrackpipeError) else first_line(exc)
+            entry["status"] = f"failed: {message}"
+            failures.append(f"cannot {doing} in the warehouse {redact(url)}: {message}")
+        results.append(entry)
+    return results, failures

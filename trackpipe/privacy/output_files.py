@@ -12,7 +12,6 @@ rejected line goes when it mentions a retired learner (trackpipe.privacy.matchin
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
 import zlib
@@ -53,14 +52,6 @@ def grouped(rels: list[str], pattern: re.Pattern, key) -> dict:
         if match:
             groups.setdefault(key(match), []).append((rel, match))
     return groups
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read(path: str, fmt: str, columns: list[str] | None = None, rel: str = "") -> pa.Table:
@@ -126,7 +117,7 @@ def forget_in_warehouse(staging: Staging, rels: list[str], matcher: RowMatcher, 
             name, fmt = match["name"], match["fmt"]
             table = _read(local, fmt, SCAN_COLUMNS if fmt == "parquet" else None, rel)
             drop = matcher.rows(table)
-            digest = sha256_file(local)
+            digest = storage.local_file_digest(local)[0]
             state.before.append((name, digest))
             if not drop.any():
                 state.after.append((name, digest))
@@ -146,7 +137,7 @@ def forget_in_warehouse(staging: Staging, rels: list[str], matcher: RowMatcher, 
                 continue
             new = staging.local(rel)
             rewrite_without(local, new, fmt, drop, config)
-            state.after.append((name, sha256_file(new)))
+            state.after.append((name, storage.local_file_digest(new)[0]))
             state.bytes_after += os.path.getsize(new)
             staged = staging.stage(rel)
             if staged is not None:

@@ -210,16 +210,6 @@ def _lines(path: str):
         yield from handle
 
 
-def _sha256(path: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
-
-
 def forget_in_packages(staging: Staging, packages: list[Package], retired: RetiredList, config: Config, removal: Removal) -> list:
     """Packages with events of retired learners, written again (staged); returns the actions."""
     matchers = _matchers(packages, retired, config)
@@ -271,7 +261,7 @@ def _rewrite(staging: Staging, package: Package, matcher: LineMatcher, sealer: _
         sealer.encrypt(plain, final, package.recipients())
     else:
         os.replace(plain, final)
-    digest, size = _sha256(final)
+    digest, size = storage.local_file_digest(final)
     removal.packages[package.rel] = {**entry, "action": "rewritten", "events": kept, "bytes": size, "sha256": digest}
     actions = []
     staged = staging.stage(package.rel)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import functools
-import os
 import sys
-import traceback
 
 import jinja2
 
 from trackpipe import __version__, storage
+from trackpipe.console import run_command
 from trackpipe.errors import TrackpipeError
 from trackpipe.report import data as rd
 from trackpipe.report import sections
@@ -118,19 +117,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
+
+    def work() -> str:
         from trackpipe.storage.object_stores import configure_from_args
 
         configure_from_args(args)
         storage.check_buckets([args.output, args.compare, args.html])
-        path = write_report(args.output, args.html, args.compare)
-    except TrackpipeError as exc:
-        if os.environ.get("TRACKPIPE_DEBUG"):
-            traceback.print_exc()
-        print(f"trackpipe: error: {exc}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+        return write_report(args.output, args.html, args.compare)
+
+    return run_command(work)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import os
 import shutil
 from typing import BinaryIO
@@ -292,3 +293,14 @@ def disk_error_message(exc: OSError, path: str) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied writing {path}"
     return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def local_file_digest(path: str) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a local file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size

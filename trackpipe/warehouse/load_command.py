@@ -5,12 +5,11 @@ writes Vertica scripts (docs/warehouse.md), and the example query `make run` pri
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
 
 from trackpipe import storage
 from trackpipe.config import STREAMS, Config, load_config
+from trackpipe.console import run_command
 from trackpipe.dates import selected_days
 from trackpipe.errors import ConfigError, TrackpipeError, first_line
 from trackpipe.events.times import day_to_date
@@ -82,7 +81,7 @@ def selected_dates(date: str | None, start: str | None, end: str | None) -> list
 
 
 def main(argv: list[str]) -> int:
-    try:
+    def work() -> str:
         args = _parser().parse_args(argv)
         if args.emit_sql and args.warehouse:
             raise ConfigError("use either --warehouse (load) or --emit-sql (write scripts), not both")
@@ -97,24 +96,10 @@ def main(argv: list[str]) -> int:
             default_url(args.output)  # an output in a bucket needs --warehouse: said before any request
         storage.check_buckets([args.output, args.sql_dir])
         if args.emit_sql:
-            text = emit_vertica(args.output, args.sql_dir, dates=dates, config=config, streams=args.stream)
-        else:
-            text = load_output(args.output, args.warehouse, dates=dates, config=config, streams=args.stream)
-    except TrackpipeError as exc:
-        if os.environ.get("TRACKPIPE_DEBUG"):
-            traceback.print_exc()
-        print(f"trackpipe: error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - a bug: still one line (TRACKPIPE_DEBUG=1 shows the traceback)
-        if os.environ.get("TRACKPIPE_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"trackpipe: error: unexpected {exc.__class__.__name__}: {first_line(exc)} (TRACKPIPE_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    print(text)
-    return 0
+            return emit_vertica(args.output, args.sql_dir, dates=dates, config=config, streams=args.stream)
+        return load_output(args.output, args.warehouse, dates=dates, config=config, streams=args.stream)
+
+    return run_command(work)
 
 
 def example_query_sql(config) -> str:
