@@ -647,3 +647,15 @@ def test_expire_removes_exactly_the_old_days(published, keyring, tmp_path, pg_ur
     assert f"removed the records of run {m['run_id']}" in gone.stdout and not list((out / "_runs").glob("*"))
     assert (out / "_manifest.json").exists() and len((out / "_expirations.jsonl").read_text().splitlines()) == 2
 
+
+def test_the_note_about_an_unnamed_default_warehouse_knows_the_file_however_it_is_written(tmp_path, monkeypatch):
+    from trackpipe.privacy.jobs import default_duckdb_note
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "warehouse.duckdb").write_bytes(b"")
+    assert "was not named" in default_duckdb_note(str(out), [])
+    assert "was not named" in default_duckdb_note(str(out), [f"duckdb:///{tmp_path}/other.duckdb"])
+    monkeypatch.chdir(tmp_path)
+    for url in (f"duckdb://{out}/warehouse.duckdb", f"duckdb:///{out}/warehouse.duckdb", "duckdb://out/warehouse.duckdb"):
+        assert default_duckdb_note(str(out), [url]) is None, url

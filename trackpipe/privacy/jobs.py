@@ -296,8 +296,9 @@ def default_duckdb_note(output: str, urls: list[str]) -> str | None:
     if storage.is_remote(output):
         return None
     default = os.path.join(output, DEFAULT_DB_NAME)
-    named = {os.path.abspath(parse_url(u)[1]) for u in urls if parse_url(u)[0] == "duckdb"}
-    if os.path.exists(default) and default not in named:
+    named = [parse_url(u)[1] for u in urls if parse_url(u)[0] == "duckdb"]
+    # The same file however it was written (duckdb:////abs, a relative path, a symlink).
+    if os.path.exists(default) and not any(os.path.exists(p) and os.path.samefile(p, default) for p in named):
         return f"note: {default} (the default database of trackpipe load) was not named with --warehouse and was not changed"
     return None
 
