@@ -121,10 +121,22 @@ def _rejects(out: Path) -> list:
 @pytest.mark.slow
 def test_splitting_never_changes_a_result(big_logs):
     outs = {}
-    for name in ("whole", "split"):
+    runs = {
+        "whole": ("whole.yaml",),
+        "split": ("split.yaml",),
+        # The ranges handed to two worker processes: the same ranges, so the same result.
+        "split-2-workers": ("split.yaml", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"),
+    }
+    for name, (config, *flags) in runs.items():
         outs[name] = big_logs / f"out-{name}"
-        run_cli("run", "--input", str(big_logs / "logs" / "*"), "--output", str(outs[name]), "--config", str(big_logs / f"{name}.yaml"))
-    whole, split = outs["whole"], outs["split"]
+        run_cli("run", "--input", str(big_logs / "logs" / "*"), "--output", str(outs[name]), "--config", str(big_logs / config), *flags)
+    whole = outs["whole"]
+    for name in ("split", "split-2-workers"):
+        _same_result(outs[name], whole)
+    assert "multi_processing, 2 worker" in manifest(outs["split-2-workers"])["options"]["parallelism"]
+
+
+def _same_result(split: Path, whole: Path) -> None:
     for sub in ("warehouse/research", "duplicates"):
         assert _rows(split, sub) == _rows(whole, sub), sub
     assert _rejects(split) == _rejects(whole)  # line numbers included
