@@ -185,6 +185,31 @@ def test_sigkill_at_any_moment_loses_nothing(corpus, clean_run, tmp_path, moment
     assert not (out / "_tmp").exists() or not any((out / "_tmp").iterdir())
 
 
+def test_sigterm_stops_cleanly_releases_the_lock_and_publishes_nothing(corpus, clean_run, tmp_path):
+    """A scheduler's timeout sends SIGTERM: the run stops with one line and status 143, takes its
+    lock and work folder with it (the next run needs no stale-lock takeover), and publishes
+    nothing."""
+    out = tmp_path / "out"
+    _run(corpus, out, check=True)
+    before = _snapshot(out)
+    biggest = max(Path(str(corpus).split("/**")[0]).rglob("*.gz"), key=lambda p: p.stat().st_size)
+    proc = _start(biggest, out, {**os.environ, "TRACKPIPE_TEST_PAUSE": "read=30"})
+    lock = out / "_lock.json"
+    assert _wait_for(lambda: lock.exists() and "pid" in lock.read_text())
+    time.sleep(3.0)  # the pipeline has started and sits before reading the file
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trackpipe: error: stopped by SIGTERM"), lines
+    assert not lock.exists()
+    assert not (out / "_tmp").exists()
+    assert _snapshot(out) == before
+    result = _run(corpus, out, check=True)
+    assert "stale lock" not in result.stderr
+    assert read_rows(out).equals(read_rows(clean_run))
+
+
 # --- idempotence ------------------------------------------------------------------------------
 
 

@@ -12,12 +12,14 @@ A failure at any step leaves the previous outputs as they were and prints one li
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
 import os
 import re
 import secrets
+import signal
 import sys
 import time
 import traceback
@@ -191,6 +193,7 @@ def execute(job: Job, pipeline_options, build) -> dict:
             raise TrackpipeError(storage.disk_error_message(exc, getattr(exc, "filename", None) or output)) from None
         if completed:
             log.warning("finished the publish of interrupted run(s) %s before starting", ", ".join(completed))
+        result = None
         try:
             pipeline = make_pipeline(pipeline_options)
             build(pipeline, job)
@@ -202,6 +205,9 @@ def execute(job: Job, pipeline_options, build) -> dict:
                 raise TrackpipeError(f"the pipeline ended in state {state}")
         except Exception as exc:
             raise TrackpipeError(_failure_message(job.workdir, exc)) from exc
+        except Terminated:
+            _cancel(result)
+            raise
         finally:
             _cleanup(job.workdir)
         manifest = read_manifest(output)
@@ -445,12 +451,50 @@ def default_parallelism(beam_flags: list[str], inputs: tuple[str, ...]) -> tuple
     return [], f"DirectRunner, in one process (default: {why})"
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's timeout, `kill`) unwinds the run like an error that nothing catches
+    on the way: the lock is released, the work folder removed (a started publish keeps its journal
+    for the next run), and Beam's atexit hooks stop a job server it started (a Flink job server is
+    a JVM that would outlive the default SIGTERM)."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    def raise_terminated(signum, frame):
+        raise Terminated(signal.Signals(signum).name)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel(result) -> None:
+    """Ask the runner to stop a job it still runs (Flink, Prism); the DirectRunner has none left."""
+    if result is None:
+        return
+    try:
+        result.cancel()
+    except Exception:  # noqa: BLE001 - best effort while stopping
+        pass
+
+
 def launch(opts, beam_flags: list[str], build) -> int:
     """Run the job the parsed options describe with the pipeline `build(p, job)` makes: check,
     lock, run, publish, report, and load with --load. Returns the exit status."""
+    started = time.monotonic()
+    with _sigterm_unwinds():
+        return _launch(opts, beam_flags, build, started)
+
+
+def _launch(opts, beam_flags: list[str], build, started: float) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    started = time.monotonic()
     try:
         from apache_beam.io.filesystems import FileSystems
 
@@ -489,4 +533,11 @@ def launch(opts, beam_flags: list[str], build) -> int:
             traceback.print_exc()
         print(f"trackpipe: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated as exc:
+        print(
+            f"trackpipe: error: stopped by {exc}: the lock is released and nothing of this run was published "
+            "(a publish that had begun is finished by the next run of this output)",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     return 0
