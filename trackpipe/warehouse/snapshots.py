@@ -140,14 +140,8 @@ def _copy_hashing(source, target: str, original: str) -> str:
 
 
 def _hash_file(path: str, original: str) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            while True:
-                block = handle.read(8 * 1024 * 1024)
-                if not block:
-                    return digest.hexdigest()
-                digest.update(block)
+        return storage.local_file_digest(path)[0]
     except OSError as exc:
         raise TrackpipeError(f"cannot read {original}: {exc.strerror or exc}") from None
 
