@@ -487,13 +487,14 @@ def _cancel(result) -> None:
 def launch(opts, beam_flags: list[str], build) -> int:
     """Run the job the parsed options describe with the pipeline `build(p, job)` makes: check,
     lock, run, publish, report, and load with --load. Returns the exit status."""
-    started = time.monotonic()
     with _sigterm_unwinds():
-        return _launch(opts, beam_flags, build, started)
+        return _launch(opts, beam_flags, build)
 
 
-def _launch(opts, beam_flags: list[str], build, started: float) -> int:
+def _launch(opts, beam_flags: list[str], build) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    started = time.monotonic()
 
     try:
         from apache_beam.io.filesystems import FileSystems

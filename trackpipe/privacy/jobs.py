@@ -30,7 +30,7 @@ from trackpipe.runtime import faults
 from trackpipe.storage.journal import JOURNAL, apply_plan, recover
 from trackpipe.storage.lock import OutputLock
 from trackpipe.storage.workdir import WorkDir
-from trackpipe.warehouse.connections import redact
+from trackpipe.warehouse.connections import parse_url, redact
 
 log = logging.getLogger("trackpipe")
 
@@ -290,7 +290,6 @@ def check_warehouse_urls(urls: list[str]) -> list[str]:
 
 def default_duckdb_note(output: str, urls: list[str]) -> str | None:
     """A note when OUT/warehouse.duckdb (trackpipe load's default) exists but is not named."""
-    from trackpipe.warehouse.connections import parse_url
     from trackpipe.warehouse.loader import DEFAULT_DB_NAME
 
     if storage.is_remote(output):
